@@ -1,0 +1,1 @@
+"""rtscore's benchmarks."""
