@@ -1,0 +1,155 @@
+"""Compile trees into one packed, cache-friendly forest and score rows against it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from scorer.trees.errors import ForestInputError, TreeFormatError
+from scorer.trees.kernel import LEAF_MARK, preorder_permutation, sum_leaves_kernel
+from scorer.trees.tree import Tree
+
+# Trees walked together per row; enough to hide memory latency, few enough to stay in registers/L1.
+LOCKSTEP_TREES = 32
+
+
+@dataclass(frozen=True)
+class ForestArrays:
+    """The packed form of a forest: everything `CompiledForest` needs, and what the cache stores."""
+
+    nodes: np.ndarray  # int32 [n, 4]: see scorer.trees.kernel for the layout
+    roots: np.ndarray  # int64 [t]: index of each tree's root in `nodes`
+    values: np.ndarray  # float64 [l, k]: distinct weighted leaf-value rows
+    cat_meta: np.ndarray  # int64 [c, 4]: feature, is_left, start, end into `cat_values`
+    cat_values: np.ndarray  # float64 [m]: categories of every categorical split
+    shape: np.ndarray  # int64 [2]: n_features, max_depth
+
+    def named(self) -> dict[str, np.ndarray]:
+        """The arrays by file name, for storing."""
+        return {
+            "nodes": self.nodes,
+            "roots": self.roots,
+            "values": self.values,
+            "cat_meta": self.cat_meta,
+            "cat_values": self.cat_values,
+            "shape": self.shape,
+        }
+
+
+class CompiledForest:
+    """A forest ready to score: `sum_leaves(X)` = Σ_t weights[t] * values_t[leaf_t(x)] per row."""
+
+    def __init__(self, arrays: ForestArrays) -> None:
+        self.arrays = arrays
+        self._ints = arrays.nodes
+        self._floats = arrays.nodes.view(np.float64)
+        self._scratch = threading.local()
+        self.n_features = int(arrays.shape[0])
+        self.max_depth = int(arrays.shape[1])
+        self.n_trees = int(arrays.roots.shape[0])
+        self.n_nodes = int(arrays.nodes.shape[0])
+        self.n_outputs = int(arrays.values.shape[1])
+        # compile (or load from numba's cache) and touch the kernel now, not on the first request
+        self.sum_leaves(np.zeros((1, self.n_features), dtype=np.float64))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the packed arrays."""
+        return sum(int(a.nbytes) for a in self.arrays.named().values())
+
+    def sum_leaves(self, rows: np.ndarray) -> np.ndarray:
+        """Weighted sum of each row's leaf values over all trees: float64 [n, f] -> float64 [n, k]."""
+        if rows.ndim != 2 or rows.shape[1] < self.n_features:
+            raise ForestInputError(
+                f"rows must be a 2-d array with at least {self.n_features} features, got shape {rows.shape}"
+            )
+        if rows.dtype != np.float64 or not rows.flags.c_contiguous:
+            rows = np.ascontiguousarray(rows, dtype=np.float64)
+        out = np.empty((rows.shape[0], self.n_outputs), dtype=np.float64)
+        scratch = self._scratch
+        leaf = getattr(scratch, "leaf", None)
+        if leaf is None:
+            # per-thread buffers: the kernel runs without the GIL, so threads must not share them
+            scratch.leaf = leaf = np.empty(self.n_trees, dtype=np.int64)
+            scratch.lanes = np.empty(2 * LOCKSTEP_TREES, dtype=np.int64)
+        a = self.arrays
+        sum_leaves_kernel(self._ints, self._floats, a.roots, a.values, a.cat_meta, a.cat_values, rows, out,
+                          leaf, scratch.lanes)  # fmt: skip
+        return out
+
+
+def compile_forest(trees: Sequence[Tree], weights: np.ndarray | None) -> CompiledForest:
+    """Pack `trees` (scaled by `weights`, None = all 1) into a `CompiledForest`."""
+    return CompiledForest(pack_forest(trees, weights))
+
+
+def pack_forest(trees: Sequence[Tree], weights: np.ndarray | None) -> ForestArrays:
+    """The packed arrays of a forest; raises `TreeFormatError` for trees that cannot be packed."""
+    if len(trees) == 0:
+        raise TreeFormatError("a forest needs at least one tree")
+    k = trees[0].n_values
+    if weights is None:
+        weights = np.ones(len(trees), dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(trees),):
+        raise TreeFormatError(f"weights have shape {weights.shape}, expected ({len(trees)},)")
+    total = sum(tree.n_nodes for tree in trees)
+    if total >= np.iinfo(np.int32).max:
+        raise TreeFormatError(f"the forest has {total} nodes, more than a packed forest can index")
+    nodes = np.zeros((total, 4), dtype=np.int32)
+    floats = nodes.view(np.float64)
+    roots = np.empty(len(trees), dtype=np.int64)
+    leaf_rows: list[np.ndarray] = []
+    cat_meta: list[tuple[int, int, int, int]] = []
+    cat_values: list[float] = []
+    n_features = 0
+    max_depth = 0
+    offset = 0
+    n_leaves = 0
+    for t, tree in enumerate(trees):
+        if tree.n_values != k:
+            raise TreeFormatError(f"tree {t}: leaves have {tree.n_values} values, tree 0 has {k}")
+        order, depth, complete = preorder_permutation(tree.left.astype(np.int64), tree.right.astype(np.int64))
+        if not complete:
+            raise TreeFormatError(f"tree {t}: children do not form a tree rooted at node 0")
+        position = np.empty(tree.n_nodes, dtype=np.int64)
+        position[order] = np.arange(tree.n_nodes) + offset
+        feature = tree.feature[order]
+        is_leaf = tree.left[order] < 0
+        block = nodes[offset : offset + tree.n_nodes]
+        block[:, 0] = np.where(is_leaf, LEAF_MARK, feature)
+        if np.any(~is_leaf & (feature < 0)):
+            raise TreeFormatError(f"tree {t}: an internal node has a negative feature index")
+        internal = np.flatnonzero(~is_leaf)
+        block[internal, 1] = position[tree.right[order[internal]]]
+        leaves = np.flatnonzero(is_leaf)
+        block[leaves, 1] = np.arange(leaves.size) + n_leaves
+        floats[offset : offset + tree.n_nodes, 1] = np.where(is_leaf, 0.0, tree.threshold[order])
+        leaf_rows.append(weights[t] * tree.values[order[leaves]])
+        for node, (categories, is_left) in tree.categorical.items():
+            p = int(position[node]) - offset
+            start = len(cat_values)
+            cat_values.extend(sorted(categories))
+            cat_meta.append((int(tree.feature[node]), int(is_left), start, len(cat_values)))
+            block[p, 0] = -2 - (len(cat_meta) - 1)
+        if internal.size:
+            n_features = max(n_features, int(feature[internal].max()) + 1)
+        max_depth = max(max_depth, int(depth.max()))
+        roots[t] = offset
+        offset += tree.n_nodes
+        n_leaves += leaves.size
+    # identical leaf rows (pure class counts, repeated regression values) are stored once
+    values, inverse = np.unique(np.concatenate(leaf_rows), axis=0, return_inverse=True)
+    leaf_nodes = nodes[:, 0] == LEAF_MARK
+    nodes[leaf_nodes, 1] = inverse.reshape(-1)[nodes[leaf_nodes, 1]]
+    return ForestArrays(
+        nodes=nodes,
+        roots=roots,
+        values=np.ascontiguousarray(values, dtype=np.float64),
+        cat_meta=np.asarray(cat_meta, dtype=np.int64).reshape(-1, 4),
+        cat_values=np.asarray(cat_values, dtype=np.float64),
+        shape=np.array([n_features, max_depth], dtype=np.int64),
+    )

@@ -1,0 +1,101 @@
+"""Numba kernels over the packed forest: walking many trees in lockstep per row.
+
+Packed node layout (16 bytes, int32 [n, 4] viewed also as float64 [n, 2]):
+  ints[i, 0]: feature index (>= 0) of a continuous split, LEAF_MARK for a leaf, or -2 - c for
+              categorical split c (row c of the category table);
+  ints[i, 1]: absolute index of the right child (internal) or row of the leaf-value table (leaf);
+  floats[i, 1]: the threshold of a continuous split.
+The left child of an internal node is always the next node (pre-order), so it is not stored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+LEAF_MARK = -1
+
+
+@njit(cache=True, nogil=True)
+def sum_leaves_kernel(ints, floats, roots, values, cat_meta, cat_values, rows, out, leaf, scratch):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """out[r] = Σ_t values[leaf_t(rows[r])] in tree order, walking `scratch.shape[0] // 2` trees at once."""
+    n_trees = roots.shape[0]
+    block = scratch.shape[0] // 2
+    k = values.shape[1]
+    for r in range(rows.shape[0]):
+        x = rows[r]
+        for t0 in range(0, n_trees, block):
+            active = min(block, n_trees - t0)
+            for j in range(active):
+                scratch[j] = roots[t0 + j]
+                scratch[block + j] = t0 + j
+            # each pass moves every unfinished tree one level down, so their memory loads overlap
+            while active > 0:
+                j = 0
+                while j < active:
+                    node = scratch[j]
+                    f = ints[node, 0]
+                    if f >= 0:
+                        if x[f] <= floats[node, 1]:
+                            scratch[j] = node + 1
+                        else:
+                            scratch[j] = ints[node, 1]
+                        j += 1
+                    elif f == LEAF_MARK:
+                        leaf[scratch[block + j]] = ints[node, 1]
+                        active -= 1
+                        scratch[j] = scratch[active]
+                        scratch[block + j] = scratch[block + active]
+                    else:
+                        c = -2 - f
+                        v = x[cat_meta[c, 0]]
+                        found = False
+                        for m in range(cat_meta[c, 2], cat_meta[c, 3]):
+                            if cat_values[m] == v:
+                                found = True
+                                break
+                        if found == (cat_meta[c, 1] != 0):
+                            scratch[j] = node + 1
+                        else:
+                            scratch[j] = ints[node, 1]
+                        j += 1
+        # summed in tree order so results do not depend on which tree finished first
+        for c in range(k):
+            out[r, c] = 0.0
+        for t in range(n_trees):
+            row = leaf[t]
+            for c in range(k):
+                out[r, c] += values[row, c]
+
+
+@njit(cache=True, nogil=True)
+def preorder_permutation(left, right):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Node ids in pre-order from root 0 and each one's depth; fewer than n ids if nodes are unreachable."""
+    n = left.shape[0]
+    order = np.empty(n, dtype=np.int64)
+    depth = np.empty(n, dtype=np.int64)
+    stack = np.empty(n + 1, dtype=np.int64)
+    stack_depth = np.empty(n + 1, dtype=np.int64)
+    visited = np.zeros(n, dtype=np.bool_)
+    top = 1
+    stack[0] = 0
+    stack_depth[0] = 0
+    count = 0
+    while top > 0:
+        top -= 1
+        node = stack[top]
+        if node < 0 or node >= n or visited[node] or count >= n:
+            return order[:count], depth[:count], False
+        visited[node] = True
+        order[count] = node
+        depth[count] = stack_depth[top]
+        count += 1
+        if left[node] >= 0 or right[node] >= 0:
+            if top + 2 > n + 1:
+                return order[:count], depth[:count], False
+            stack[top] = right[node]
+            stack_depth[top] = depth[count - 1] + 1
+            stack[top + 1] = left[node]
+            stack_depth[top + 1] = depth[count - 1] + 1
+            top += 2
+    return order[:count], depth[:count], count == n
