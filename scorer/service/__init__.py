@@ -1,0 +1,1 @@
+"""The scorer service: hosts MLeap bundles and serves them over gRPC (rtscore's and MLeap's APIs)."""

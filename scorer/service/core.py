@@ -1,0 +1,143 @@
+"""The transport-neutral scorer: load, swap, unload and score models, and run their canaries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from typing import Any, Protocol
+
+from rtscore.errors import InvalidArgument, RtscoreError
+from scorer.service.admission import AdmissionGate
+from scorer.service.canary import Canary, CanaryResult, run_canary
+from scorer.service.errors import CanaryFailed
+from scorer.service.frames import check_inputs
+from scorer.service.model import HostedModel, ModelLoader
+from scorer.service.table import ModelTable
+
+log = logging.getLogger(__name__)
+
+
+class CoreEvents(Protocol):
+    """What the core reports to health and metrics."""
+
+    def model_loaded(self, hosted: HostedModel, seconds: float) -> None:
+        """A model version was loaded and installed."""
+
+    def canary_ran(self, hosted: HostedModel, result: CanaryResult) -> None:
+        """A canary ran for `hosted`."""
+
+    async def models_changed(self, table: ModelTable) -> None:
+        """The set of hosted models, or one's health, changed."""
+
+
+class ScorerCore:
+    """Hosts models: scoring off the event loop, atomic swaps, canaries and bounded in-flight work."""
+
+    def __init__(
+        self,
+        loader: ModelLoader,
+        scoring_pool: Executor,
+        *,
+        max_in_flight: int,
+        canary_budget_s: float | None,
+        events: Sequence[CoreEvents] = (),
+    ) -> None:
+        self.table = ModelTable()
+        self.gate = AdmissionGate(max_in_flight)
+        self._loader = loader
+        self._pool = scoring_pool
+        self._budget = canary_budget_s
+        self._events = events
+        self._swap_lock = asyncio.Lock()
+
+    async def score(self, ref: str, frame: Any) -> tuple[Any, HostedModel]:
+        """Score `frame` with the model `ref` names; returns the output frame and the version used."""
+        with self.gate.admit(), self.table.lease(ref) as hosted:
+            frame = check_inputs(frame, hosted.model.input_schema)
+            loop = asyncio.get_running_loop()
+            out = await loop.run_in_executor(self._pool, hosted.model.transform, frame)
+            return out, hosted
+
+    async def load(self, name: str, version: str, path: str, canary: Canary | None = None) -> HostedModel:
+        """Load the bundle at `path` as `name`, check its canary, then swap it in atomically."""
+        if not name or "@" in name:
+            raise InvalidArgument(f"model name {name!r} must be non-empty and contain no '@'")
+        start = time.perf_counter()
+        # Loading compiles forests: a thread of its own keeps it off the loop and the scoring pool.
+        model = await asyncio.to_thread(self._load_model, path)
+        if canary is not None:
+            canary = Canary(check_inputs(canary.frame, model.input_schema), canary.expected)
+        hosted = HostedModel(name, version or model.sha256[:12], path, model, canary)
+        if canary is not None:
+            result = await self._run_canary(hosted, budget_s=None)  # first call may warm caches
+            if not result.ok:
+                raise CanaryFailed(f"model {hosted.ref} from {path}: {result.reason}; not loaded")
+        seconds = time.perf_counter() - start
+        async with self._swap_lock:
+            previous = self.table.install(hosted)
+            await self._changed()
+        log.info("model loaded", extra={"model": hosted.ref, "path": path, "seconds": round(seconds, 4)})
+        for events in self._events:
+            events.model_loaded(hosted, seconds)
+        if previous is not None and previous is not hosted:
+            await previous.drained()
+            log.info("model version retired", extra={"model": previous.ref})
+        return hosted
+
+    async def unload(self, ref: str) -> HostedModel:
+        """Stop routing to the model `ref` names and return once its in-flight calls finished."""
+        async with self._swap_lock:
+            hosted = self.table.remove(ref)
+            await self._changed()
+        await hosted.drained()
+        log.info("model unloaded", extra={"model": hosted.ref})
+        return hosted
+
+    async def check_canaries(self) -> None:
+        """Run every hosted model's canary once and update its health."""
+        for hosted in self.table.models():
+            if hosted.canary is None:
+                continue
+            result = await self._run_canary(hosted, self._budget)
+            if result.ok != hosted.serving or result.reason != hosted.health_reason:
+                if result.ok != hosted.serving:
+                    level = logging.INFO if result.ok else logging.WARNING
+                    detail = {"model": hosted.ref, "reason": result.reason}
+                    log.log(level, "model health changed", extra=detail)
+                hosted.serving, hosted.health_reason = result.ok, result.reason
+                await self._changed()
+
+    async def drain(self) -> None:
+        """Refuse new calls and wait for the in-flight ones to finish."""
+        self.gate.close()
+        for hosted in self.table.models():
+            hosted.serving = False
+        await self._changed()
+        for hosted in self.table.models():
+            await hosted.drained()
+
+    def _load_model(self, path: str) -> Any:
+        try:
+            return self._loader(path)
+        except RtscoreError:
+            raise
+        except OSError as err:
+            raise InvalidArgument(f"cannot read bundle {path}: {err.strerror or err}") from err
+        except Exception as err:  # a malformed file the reader did not anticipate is still bad input
+            log.exception("bundle reader failed", extra={"path": path})
+            raise InvalidArgument(f"cannot load bundle {path}: {type(err).__name__}: {err}") from err
+
+    async def _run_canary(self, hosted: HostedModel, budget_s: float | None) -> CanaryResult:
+        assert hosted.canary is not None
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._pool, run_canary, hosted.model, hosted.canary, budget_s)
+        for events in self._events:
+            events.canary_ran(hosted, result)
+        return result
+
+    async def _changed(self) -> None:
+        for events in self._events:
+            await events.models_changed(self.table)

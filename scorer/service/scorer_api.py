@@ -1,0 +1,100 @@
+"""The `rtscore.v1.Scorer` gRPC adapter: converts messages and delegates to the core."""
+
+from __future__ import annotations
+
+import grpc
+
+from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
+from rtscore.errors import InvalidArgument
+from scorer.frame import FrameError
+from scorer.service.calls import CallRecorder, handled
+from scorer.service.canary import Canary
+from scorer.service.core import ScorerCore
+from scorer.service.frames import field_spec, to_leap_frame, to_wire_frame
+from scorer.service.model import HostedModel
+
+
+def model_info(hosted: HostedModel) -> scorer_pb2.ModelInfo:
+    """A hosted model as the wire's `ModelInfo`."""
+    m = hosted.model
+    return scorer_pb2.ModelInfo(
+        name=hosted.name,
+        version=hosted.version,
+        sha256=m.sha256,
+        inputs=[field_spec(f) for f in m.input_schema],
+        outputs=[field_spec(f) for f in m.output_schema],
+        bundle_name=m.name,
+        bundle_format=m.format,
+        mleap_version=m.mleap_version,
+        root_op=str(m.root_op),
+        health="SERVING" if hosted.serving else "NOT_SERVING",
+        path=hosted.path,
+    )
+
+
+class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
+    """rtscore's own scoring API."""
+
+    def __init__(self, core: ScorerCore, recorder: CallRecorder | None = None) -> None:
+        self.core = core
+        self.recorder = recorder
+
+    @handled("Score")
+    async def Score(  # noqa: N802 (gRPC method name)
+        self, request: scorer_pb2.ScoreRequest, context: grpc.aio.ServicerContext
+    ) -> scorer_pb2.ScoreResponse:
+        """Score a frame."""
+        hints = self.core.table.resolve(request.model).inputs_by_name
+        frame = to_leap_frame(request.frame, hints)
+        out, hosted = await self.core.score(request.model, frame)
+        if request.select:
+            names = list(request.select)
+        elif request.include_inputs:
+            names = out.names
+        else:
+            names = [f.name for f in hosted.model.output_schema]
+        for name in names:
+            if not out.has(name):
+                raise FrameError(f"selected column {name!r} is not in the model's output")
+        return scorer_pb2.ScoreResponse(
+            frame=to_wire_frame(out, names), model=hosted.name, version=hosted.version
+        )
+
+    @handled("GetModel")
+    async def GetModel(  # noqa: N802 (gRPC method name)
+        self, request: scorer_pb2.GetModelRequest, context: grpc.aio.ServicerContext
+    ) -> scorer_pb2.ModelInfo:
+        """Describe one hosted model."""
+        return model_info(self.core.table.resolve(request.model))
+
+    @handled("ListModels")
+    async def ListModels(  # noqa: N802 (gRPC method name)
+        self, request: scorer_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> scorer_pb2.ListModelsResponse:
+        """List hosted models."""
+        return scorer_pb2.ListModelsResponse(models=[model_info(h) for h in self.core.table.models()])
+
+    @handled("LoadModel")
+    async def LoadModel(  # noqa: N802 (gRPC method name)
+        self, request: scorer_pb2.LoadModelRequest, context: grpc.aio.ServicerContext
+    ) -> scorer_pb2.ModelInfo:
+        """Load (or swap in) a bundle from a path."""
+        if not request.path:
+            raise InvalidArgument("LoadModel needs the path of a bundle")
+        canary = None
+        if request.HasField("canary_frame") != request.HasField("canary_expected"):
+            raise InvalidArgument("a canary needs both canary_frame and canary_expected")
+        if request.HasField("canary_frame"):
+            canary = Canary(
+                to_leap_frame(request.canary_frame, {}), to_leap_frame(request.canary_expected, {})
+            )
+        hosted = await self.core.load(request.name, request.version, request.path, canary)
+        return model_info(hosted)
+
+    @handled("UnloadModel")
+    async def UnloadModel(  # noqa: N802 (gRPC method name)
+        self, request: scorer_pb2.UnloadModelRequest, context: grpc.aio.ServicerContext
+    ) -> scorer_pb2.UnloadModelResponse:
+        """Unload a model once its in-flight calls finish."""
+        hosted = await self.core.unload(request.model)
+        return scorer_pb2.UnloadModelResponse(name=hosted.name, version=hosted.version)

@@ -1,0 +1,39 @@
+"""Typed settings of the scorer service; environment variables use the prefix RTSCORE_SCORER_."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ScorerSettings(BaseSettings):
+    """How one scorer process listens, bounds its work, checks its models and drains."""
+
+    model_config = SettingsConfigDict(env_prefix="RTSCORE_SCORER_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    """Address to bind the gRPC server to."""
+    port: int = Field(default=50051, ge=0, le=65535)
+    """gRPC port; 0 picks a free port, which the server reports."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Processes sharing the port through SO_REUSEPORT."""
+    scoring_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    """Threads that run transforms; the forest kernel releases the GIL, so one per core."""
+    max_in_flight: int = Field(default=256, ge=1)
+    """Calls in progress past which new calls get RESOURCE_EXHAUSTED at once."""
+    max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """Largest request or response message accepted."""
+    canary_interval_s: float = Field(default=10.0, gt=0)
+    """Seconds between canary runs of every hosted model."""
+    canary_budget_ms: float = Field(default=250.0, gt=0)
+    """A canary slower than this turns its model NOT_SERVING."""
+    drain_grace_s: float = Field(default=10.0, ge=0)
+    """On SIGTERM, how long in-flight calls get to finish."""
+    metrics_host: str = "127.0.0.1"
+    """Address of the Prometheus endpoint."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Prometheus endpoint port (worker i uses port + i); None turns the endpoint off."""
+    log_level: str = "INFO"
+    """Level of the process's JSON logs."""
