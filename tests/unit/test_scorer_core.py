@@ -54,7 +54,8 @@ class SumModel:
 def frame_of(**cols: list[float]) -> LeapFrame:
     """A double frame from keyword columns."""
     names = list(cols)
-    return LeapFrame([Field(n, DOUBLE) for n in names], [np.asarray(cols[n], dtype=np.float64) for n in names])
+    arrays = [np.asarray(cols[n], dtype=np.float64) for n in names]
+    return LeapFrame([Field(n, DOUBLE) for n in names], arrays)
 
 
 def canary_for(offset: float) -> Canary:
@@ -85,8 +86,25 @@ def make_core(pool: ThreadPoolExecutor, loader: Loader, limit: int = 64) -> Scor
     return ScorerCore(loader, pool, max_in_flight=limit, canary_budget_s=0.05)
 
 
-async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def serving(pool: ThreadPoolExecutor, model: SumModel, limit: int = 64) -> ScorerCore:
+    """A core hosting `model` as fraud@v1."""
+    loader = Loader()
+    loader.models["/m"] = model
+    core = make_core(pool, loader, limit)
+    await core.load("fraud", "v1", "/m")
+    return core
+
+
+async def held_call(core: ScorerCore, model: SumModel) -> asyncio.Task[Any]:
+    """A call that stays in flight until `model.gate` is set."""
+    model.gate.clear()
+    call = asyncio.create_task(core.score("fraud", frame_of(a=[1.0], b=[1.0])))
+    await wait_for(lambda: core.gate.in_flight >= 1)
+    return call
+
+
+async def wait_for(predicate: Any, within_s: float = 5.0) -> None:
+    deadline = time.monotonic() + within_s
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.005)
@@ -153,13 +171,9 @@ async def test_swap_routes_new_calls_to_new_version_and_waits_for_old_calls(pool
 
 
 async def test_calls_past_the_in_flight_bound_are_refused_at_once(pool: ThreadPoolExecutor) -> None:
-    loader = Loader()
     model = SumModel()
-    loader.models["/m"] = model
-    core = make_core(pool, loader, limit=2)
-    await core.load("fraud", "v1", "/m")
-    model.gate.clear()
-    held = [asyncio.create_task(core.score("fraud", frame_of(a=[1.0], b=[1.0]))) for _ in range(2)]
+    core = await serving(pool, model, limit=2)
+    held = [await held_call(core, model) for _ in range(2)]
     await wait_for(lambda: core.gate.in_flight == 2)
     started = time.perf_counter()
     with pytest.raises(OverloadError, match="bound of 2 in-flight calls"):
@@ -176,7 +190,7 @@ async def test_load_refuses_a_version_whose_canary_is_wrong_and_keeps_the_old_on
     loader.models.update({"/good": SumModel(1.0), "/bad": SumModel(5.0)})
     core = make_core(pool, loader)
     await core.load("fraud", "v1", "/good", canary_for(1.0))
-    with pytest.raises(CanaryFailed, match="column 'sum' row 0: expected 5.0, got 9.0"):
+    with pytest.raises(CanaryFailed, match=r"column 'sum' row 0: expected 5\.0, got 9\.0"):
         await core.load("fraud", "v2", "/bad", canary_for(1.0))
     assert core.table.resolve("fraud").version == "v1"
 
@@ -211,11 +225,10 @@ async def test_canary_over_its_latency_budget_turns_model_not_serving(pool: Thre
     assert "over its 50.0 ms budget" in hosted.health_reason
 
 
-async def test_unreadable_bundle_is_invalid_argument_and_others_keep_serving(pool: ThreadPoolExecutor) -> None:
-    loader = Loader()
-    loader.models["/m"] = SumModel()
-    core = make_core(pool, loader)
-    await core.load("fraud", "v1", "/m")
+async def test_unreadable_bundle_is_invalid_argument_and_others_keep_serving(
+    pool: ThreadPoolExecutor,
+) -> None:
+    core = await serving(pool, SumModel())
     with pytest.raises(InvalidArgument, match="cannot read bundle /nope"):
         await core.load("churn", "v1", "/nope")
     out, _ = await core.score("fraud", frame_of(a=[1.0], b=[2.0]))
@@ -223,14 +236,9 @@ async def test_unreadable_bundle_is_invalid_argument_and_others_keep_serving(poo
 
 
 async def test_unload_waits_for_in_flight_calls_then_forgets_the_model(pool: ThreadPoolExecutor) -> None:
-    loader = Loader()
     model = SumModel()
-    loader.models["/m"] = model
-    core = make_core(pool, loader)
-    await core.load("fraud", "v1", "/m")
-    model.gate.clear()
-    call = asyncio.create_task(core.score("fraud", frame_of(a=[1.0], b=[1.0])))
-    await wait_for(lambda: core.gate.in_flight == 1)
+    core = await serving(pool, model)
+    call = await held_call(core, model)
     unload = asyncio.create_task(core.unload("fraud"))
     await asyncio.sleep(0.05)
     assert not unload.done()
@@ -242,14 +250,9 @@ async def test_unload_waits_for_in_flight_calls_then_forgets_the_model(pool: Thr
 
 
 async def test_drain_refuses_new_calls_and_waits_for_running_ones(pool: ThreadPoolExecutor) -> None:
-    loader = Loader()
     model = SumModel()
-    loader.models["/m"] = model
-    core = make_core(pool, loader)
-    await core.load("fraud", "v1", "/m")
-    model.gate.clear()
-    call = asyncio.create_task(core.score("fraud", frame_of(a=[1.0], b=[1.0])))
-    await wait_for(lambda: core.gate.in_flight == 1)
+    core = await serving(pool, model)
+    call = await held_call(core, model)
     drain = asyncio.create_task(core.drain())
     await asyncio.sleep(0.02)
     with pytest.raises(Draining):
