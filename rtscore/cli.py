@@ -17,9 +17,9 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("reference", "scorer.reference.cli", "MLeap's JVM runtime: the reference for correctness and speed"),
     ("scorer", None, "the scorer service: MLeap bundles over gRPC"),
     ("extractor", None, "the extractor service: transactions to features, scorer pool client"),
-    ("registry", None, "the registry service: model governance over gRPC and Postgres"),
+    ("registry", "registry.cli", "the registry service: model governance over gRPC and Postgres"),
     ("shadow", None, "shadow workers: score Kafka copies of live traffic with candidate models"),
-    ("bench", None, "latency benchmarks: distributions side by side"),
+    ("bench", "benchmarks.cli", "latency benchmarks: distributions side by side"),
 ]
 
 Handler = Callable[[argparse.Namespace], int | None]

@@ -1,0 +1,116 @@
+"""The pieces every deployment change shares: locking a model, reading a target, the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from registry.access import Caller
+from rtscore.errors import InvalidArgument, NotFound
+
+ROLES = ("shadow", "champion")
+
+DEPLOYMENT_SELECT = """
+SELECT m.name, v.version, d.environment, d.pool, d.role, d.traffic_share, v.sha256, d.revision,
+       d.updated_at, d.updated_by, d.reason
+FROM deployments d JOIN versions v ON v.id = d.version_id JOIN models m ON m.id = d.model_id
+"""
+
+
+@dataclass
+class Target:
+    """A version in an environment, as read (and locked) at the start of a change."""
+
+    name: str
+    version: int
+    model_id: int
+    version_id: int
+    author: str
+    environment: str
+    position: int
+    gated: bool
+    current: asyncpg.Record | None  # this version's deployment row in the environment, if any
+
+    @property
+    def label(self) -> str:
+        """`name@version`."""
+        return f"{self.name}@{self.version}"
+
+
+def require_reason(reason: str) -> str:
+    """Every change says why; the reason goes into the audit log."""
+    if not reason.strip():
+        raise InvalidArgument("a reason is required for every change (it is kept in the audit log)")
+    return reason.strip()
+
+
+async def environment_row(conn: asyncpg.Connection, environment: str) -> asyncpg.Record:
+    """The environment's row; NotFound lists the known ones."""
+    row = await conn.fetchrow("SELECT name, position, gated FROM environments WHERE name = $1", environment)
+    if row is None:
+        known = [r["name"] for r in await conn.fetch("SELECT name FROM environments ORDER BY position")]
+        raise NotFound(f"unknown environment {environment!r}: known are {', '.join(known)}")
+    return row
+
+
+async def lock_model(conn: asyncpg.Connection, name: str) -> int:
+    """Lock the model's row for this transaction; a concurrent change makes this call ABORTED."""
+    model_id = await conn.fetchval("SELECT id FROM models WHERE name = $1", name)
+    if model_id is None:
+        raise NotFound(f"unknown model {name!r}")
+    # NOWAIT: of two concurrent changes to one model, one wins and the other is told to retry.
+    await conn.execute("SELECT 1 FROM models WHERE id = $1 FOR UPDATE NOWAIT", model_id)
+    return int(model_id)
+
+
+async def load_target(conn: asyncpg.Connection, name: str, version: int, environment: str) -> Target:
+    """Lock the model and read the version and its deployment in environment."""
+    env = await environment_row(conn, environment)
+    model_id = await lock_model(conn, name)
+    row = await conn.fetchrow(
+        "SELECT id, author FROM versions WHERE model_id = $1 AND version = $2", model_id, version
+    )
+    if row is None:
+        raise NotFound(f"model {name!r} has no version {version}")
+    current = await conn.fetchrow(
+        "SELECT * FROM deployments WHERE version_id = $1 AND environment = $2", row["id"], environment
+    )
+    return Target(
+        name, version, model_id, row["id"], row["author"], env["name"], env["position"], env["gated"], current
+    )
+
+
+async def record_event(
+    conn: asyncpg.Connection,
+    caller: Caller,
+    action: str,
+    target: Target,
+    reason: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    *,
+    version: int | None = None,
+    pool: str | None = None,
+) -> None:
+    """Append one event to the audit log."""
+    await conn.execute(
+        """INSERT INTO events (actor, action, model, version, environment, pool, reason, before, after)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        caller.name,
+        action,
+        target.name,
+        version if version is not None else target.version,
+        target.environment,
+        pool,
+        reason,
+        before,
+        after,
+    )
+
+
+def deployment_state(row: asyncpg.Record | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"role": row["role"], "pool": row["pool"], "traffic_share": row["traffic_share"]}

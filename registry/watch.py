@@ -1,0 +1,179 @@
+"""Watch streams: desired deployments per environment/pool and live scorer membership, woken by NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from registry.changes import DEPLOYMENT_SELECT
+from registry.db import db_errors
+from rtscore.errors import InvalidArgument, Unavailable
+
+log = logging.getLogger(__name__)
+
+DEPLOYMENTS = "rtscore_deployments"
+MEMBERS = "rtscore_members"
+MAX_TTL_SECONDS = 3600.0
+
+
+class Subscription:
+    """Wakes one watcher when a notification for its key arrives."""
+
+    def __init__(self, channel: str, matches: Callable[[str], bool]) -> None:
+        self.channel = channel
+        self.matches = matches
+        self.changed = asyncio.Event()
+
+    async def wait(self, seconds: float) -> None:
+        """Until a matching notification or for seconds, whichever is shorter."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.changed.wait(), seconds)
+        self.changed.clear()
+
+
+class ChangeFeed:
+    """One LISTEN connection per registry process, fanned out to every watcher."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+        self._subs: set[Subscription] = set()
+
+    async def start(self) -> None:
+        """Connect and LISTEN (idempotent)."""
+        if self._conn is not None:
+            return
+        try:
+            self._conn = await asyncpg.connect(self.dsn)
+        except (OSError, asyncpg.PostgresError) as err:
+            raise Unavailable(f"cannot LISTEN on the registry database: {err}") from err
+        for channel in (DEPLOYMENTS, MEMBERS):
+            await self._conn.add_listener(channel, self._notify)
+
+    async def close(self) -> None:
+        """Stop listening (idempotent)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    def _notify(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        for sub in self._subs:
+            if sub.channel == channel and sub.matches(payload):
+                sub.changed.set()
+
+    @contextlib.contextmanager
+    def subscribe(self, channel: str, environment: str, pool: str) -> Any:
+        """A subscription to changes of environment (and pool, unless empty) while in the block."""
+        prefix = f"{environment}/"
+
+        def matches(payload: str) -> bool:
+            return payload == prefix + pool if pool else payload.startswith(prefix)
+
+        sub = Subscription(channel, matches)
+        self._subs.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subs.discard(sub)
+
+
+class Watches:
+    """Desired state and membership, as snapshots and as streams."""
+
+    def __init__(self, pool: asyncpg.Pool, feed: ChangeFeed, poll_seconds: float) -> None:
+        self.pool = pool
+        self.feed = feed
+        self.poll_seconds = poll_seconds
+
+    async def desired_state(self, environment: str, pool: str) -> dict[str, Any]:
+        """Live deployments of environment/pool and the revision they are at."""
+        with db_errors():
+            async with self.pool.acquire() as conn:
+                known = await conn.fetchval("SELECT 1 FROM environments WHERE name = $1", environment)
+                if not known:
+                    raise InvalidArgument(f"unknown environment {environment!r}")
+                revision = await conn.fetchval(
+                    "SELECT COALESCE(max(revision), 0) FROM deployments"
+                    " WHERE environment = $1 AND ($2 = '' OR pool = $2)",
+                    environment,
+                    pool,
+                )
+                rows = await conn.fetch(
+                    DEPLOYMENT_SELECT + " WHERE d.environment = $1 AND ($2 = '' OR d.pool = $2)"
+                    " AND d.role <> 'retired' ORDER BY m.name, v.version",
+                    environment,
+                    pool,
+                )
+        return {
+            "environment": environment,
+            "pool": pool,
+            "revision": revision,
+            "deployments": [dict(r) for r in rows],
+        }
+
+    async def watch_desired(
+        self, environment: str, pool: str, since_revision: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The current state if newer than since_revision, then one state per change."""
+        with self.feed.subscribe(DEPLOYMENTS, environment, pool) as sub:
+            last = since_revision
+            first = since_revision == 0
+            while True:
+                state = await self.desired_state(environment, pool)
+                if first or state["revision"] > last:
+                    first = False
+                    last = state["revision"]
+                    yield state
+                await sub.wait(self.poll_seconds)
+
+    async def heartbeat(self, environment: str, pool: str, endpoint: str, ttl_seconds: float) -> datetime:
+        """Keep endpoint a member of environment/pool for ttl_seconds more; returns the expiry."""
+        if not endpoint or ":" not in endpoint:
+            raise InvalidArgument(f"endpoint must be host:port, got {endpoint!r}")
+        if not (math.isfinite(ttl_seconds) and 0 < ttl_seconds <= MAX_TTL_SECONDS):
+            raise InvalidArgument(f"ttl_seconds must be within (0, {MAX_TTL_SECONDS:.0f}], got {ttl_seconds}")
+        with db_errors():
+            expires: datetime = await self.pool.fetchval(
+                """INSERT INTO members (environment, pool, endpoint, expires_at)
+                   VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+                   ON CONFLICT (environment, pool, endpoint) DO UPDATE SET expires_at = EXCLUDED.expires_at
+                   RETURNING expires_at""",
+                environment,
+                pool or "default",
+                endpoint,
+                ttl_seconds,
+            )
+        return expires
+
+    async def members(self, environment: str, pool: str) -> tuple[list[str], float | None]:
+        """Live endpoints, and seconds until the next one expires (None if none)."""
+        with db_errors():
+            rows = await self.pool.fetch(
+                """SELECT endpoint, extract(epoch FROM expires_at - now())::float8 AS left
+                   FROM members WHERE environment = $1 AND pool = $2 AND expires_at > now()
+                   ORDER BY endpoint""",
+                environment,
+                pool or "default",
+            )
+        soonest = min((r["left"] for r in rows), default=None)
+        return [r["endpoint"] for r in rows], soonest
+
+    async def watch_members(self, environment: str, pool: str) -> AsyncIterator[list[str]]:
+        """The live endpoints now, then again whenever one joins, leaves or expires."""
+        pool = pool or "default"
+        with self.feed.subscribe(MEMBERS, environment, pool) as sub:
+            last: list[str] | None = None
+            while True:
+                endpoints, soonest = await self.members(environment, pool)
+                if endpoints != last:
+                    last = endpoints
+                    yield endpoints
+                timeout = self.poll_seconds if soonest is None else min(self.poll_seconds, soonest + 0.01)
+                await sub.wait(timeout)
