@@ -19,7 +19,7 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("extractor", None, "the extractor service: transactions to features, scorer pool client"),
     ("registry", "registry.cli", "the registry service: model governance over gRPC and Postgres"),
     ("shadow", None, "shadow workers: score Kafka copies of live traffic with candidate models"),
-    ("bench", "benchmarks.cli", "latency benchmarks: distributions side by side"),
+    ("bench", None, "latency benchmarks: distributions side by side"),
 ]
 
 Handler = Callable[[argparse.Namespace], int | None]
