@@ -1,0 +1,100 @@
+"""The on-disk forest cache: round trips, hits without recompiling, and rebuilds of bad entries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scorer.trees import ForestCache, Tree, compile_forest, default_cache
+from tests.unit.test_trees_kernel import random_rows, random_tree
+
+
+class CountingTrees:
+    """The trees callable, counting how often the cache asks for the trees."""
+
+    def __init__(self, trees: list[Tree]) -> None:
+        self.trees = trees
+        self.calls = 0
+
+    def __call__(self) -> list[Tree]:
+        self.calls += 1
+        return self.trees
+
+
+@pytest.fixture
+def trees() -> CountingTrees:
+    """A small random forest with categorical splits."""
+    rng = np.random.default_rng(21)
+    return CountingTrees([random_tree(rng, n_features=4, k=2, max_depth=7) for _ in range(12)])
+
+
+def test_hit_memory_maps_the_entry_without_calling_trees(tmp_path: Path, trees: CountingTrees) -> None:
+    cache = ForestCache(tmp_path)
+    weights = np.linspace(0.5, 1.5, len(trees.trees))
+    rows = random_rows(np.random.default_rng(0), 200, 4)
+    expected = compile_forest(trees.trees, weights).sum_leaves(rows)
+    first = cache.get_or_compile("model/v1:forest", trees, weights)
+    second = cache.get_or_compile("model/v1:forest", trees, weights)
+    assert trees.calls == 1
+    assert isinstance(second.arrays.nodes, np.memmap)
+    assert not second.arrays.nodes.flags.writeable
+    np.testing.assert_array_equal(first.sum_leaves(rows), expected)
+    np.testing.assert_array_equal(second.sum_leaves(rows), expected)
+
+
+def test_truncated_entry_is_rebuilt(tmp_path: Path, trees: CountingTrees) -> None:
+    cache = ForestCache(tmp_path)
+    rows = random_rows(np.random.default_rng(1), 100, 4)
+    expected = cache.get_or_compile("k", trees, None).sum_leaves(rows)
+    nodes = cache.entry_path("k") / "nodes.npy"
+    nodes.write_bytes(nodes.read_bytes()[:-16])
+    rebuilt = cache.get_or_compile("k", trees, None)
+    assert trees.calls == 2
+    np.testing.assert_array_equal(rebuilt.sum_leaves(rows), expected)
+    cache.get_or_compile("k", trees, None)
+    assert trees.calls == 2
+
+
+@pytest.mark.parametrize("damage", ["garbled manifest", "missing array", "wrong shape"])
+def test_damaged_entry_is_not_trusted(tmp_path: Path, trees: CountingTrees, damage: str) -> None:
+    cache = ForestCache(tmp_path)
+    cache.get_or_compile("k", trees, None)
+    folder = cache.entry_path("k")
+    if damage == "garbled manifest":
+        (folder / "manifest.json").write_text("{not json")
+    elif damage == "missing array":
+        (folder / "values.npy").unlink()
+    else:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["arrays"]["roots"]["shape"] = [1]
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    cache.get_or_compile("k", trees, None)
+    assert trees.calls == 2
+
+
+def test_other_weights_do_not_reuse_an_entry(tmp_path: Path, trees: CountingTrees) -> None:
+    cache = ForestCache(tmp_path)
+    rows = random_rows(np.random.default_rng(2), 50, 4)
+    ones = cache.get_or_compile("k", trees, None).sum_leaves(rows)
+    doubled = cache.get_or_compile("k", trees, np.full(len(trees.trees), 2.0)).sum_leaves(rows)
+    assert trees.calls == 2
+    np.testing.assert_array_equal(doubled, 2.0 * ones)
+
+
+def test_no_staging_folders_are_left_behind(tmp_path: Path, trees: CountingTrees) -> None:
+    cache = ForestCache(tmp_path)
+    cache.get_or_compile("a", trees, None)
+    (cache.entry_path("a") / "manifest.json").write_text("{}")
+    cache.get_or_compile("a", trees, None)
+    assert [p.name for p in tmp_path.iterdir()] == [cache.entry_path("a").name]
+
+
+def test_default_cache_follows_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RTSCORE_CACHE_DIR", str(tmp_path / "c"))
+    assert default_cache().directory == tmp_path / "c"
+    monkeypatch.delenv("RTSCORE_CACHE_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_cache().directory == tmp_path / ".cache" / "rtscore"

@@ -1,0 +1,184 @@
+"""The compiled forest kernel against a plain-Python walk of the same trees."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from scorer.trees import ForestInputError, Tree, TreeFormatError, compile_forest
+
+GRID = np.array([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0])  # thresholds and inputs share it, so ties happen
+
+
+def random_tree(rng: np.random.Generator, n_features: int, k: int, max_depth: int) -> Tree:
+    """A random pre-order tree with continuous and categorical splits."""
+    feature: list[int] = []
+    threshold: list[float] = []
+    left: list[int] = []
+    right: list[int] = []
+    values: list[np.ndarray] = []
+    categorical: dict[int, tuple[frozenset[float], bool]] = {}
+
+    def grow(depth: int) -> int:
+        node = len(feature)
+        feature.append(-1)
+        threshold.append(0.0)
+        left.append(-1)
+        right.append(-1)
+        values.append(np.zeros(k))
+        if depth >= max_depth or (depth > 0 and rng.random() < 0.3):
+            values[node] = rng.normal(size=k)
+            return node
+        feature[node] = int(rng.integers(n_features))
+        if rng.random() < 0.15:
+            cats = frozenset(float(c) for c in rng.choice(GRID, size=int(rng.integers(1, 4)), replace=False))
+            categorical[node] = (cats, bool(rng.random() < 0.5))
+        else:
+            threshold[node] = float(rng.choice(GRID))
+        left[node] = grow(depth + 1)
+        right[node] = grow(depth + 1)
+        return node
+
+    grow(0)
+    return Tree(
+        feature=np.array(feature, dtype=np.int32),
+        threshold=np.array(threshold),
+        left=np.array(left, dtype=np.int32),
+        right=np.array(right, dtype=np.int32),
+        values=np.array(values),
+        categorical=categorical,
+    )
+
+
+def random_rows(rng: np.random.Generator, n: int, n_features: int) -> np.ndarray:
+    """Rows drawn from the threshold grid, with values between grid points and some NaN."""
+    rows = rng.choice(GRID, size=(n, n_features)) + rng.choice([0.0, 0.25], size=(n, n_features))
+    rows[rng.random(size=rows.shape) < 0.1] = np.nan
+    return rows
+
+
+def reference_sum(trees: list[Tree], weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Σ_t weights[t] * values_t[leaf_t(x)] by walking each tree node by node."""
+    out = np.zeros((rows.shape[0], trees[0].n_values))
+    for r, x in enumerate(rows):
+        for tree, weight in zip(trees, weights, strict=True):
+            node = 0
+            while tree.left[node] >= 0:
+                value = x[tree.feature[node]]
+                if node in tree.categorical:
+                    categories, is_left = tree.categorical[node]
+                    go_left = (value in categories) == is_left
+                else:
+                    go_left = bool(value <= tree.threshold[node])
+                node = tree.left[node] if go_left else tree.right[node]
+            out[r] += weight * tree.values[node]
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kernel_matches_reference_walk_on_random_trees(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    trees = [random_tree(rng, n_features=5, k=3, max_depth=8) for _ in range(45)]
+    weights = rng.normal(size=len(trees))
+    rows = random_rows(rng, 300, 5)
+    forest = compile_forest(trees, weights)
+    np.testing.assert_array_equal(forest.sum_leaves(rows), reference_sum(trees, weights, rows))
+
+
+def test_nan_goes_right_and_ties_go_left() -> None:
+    tree = Tree(
+        feature=np.array([0, -1, -1], dtype=np.int32),
+        threshold=np.array([0.5, 0.0, 0.0]),
+        left=np.array([1, -1, -1], dtype=np.int32),
+        right=np.array([2, -1, -1], dtype=np.int32),
+        values=np.array([[0.0], [10.0], [20.0]]),
+    )
+    forest = compile_forest([tree], None)
+    rows = np.array([[0.5], [np.nan], [np.nextafter(0.5, 1.0)], [-np.inf], [np.inf]])
+    np.testing.assert_array_equal(forest.sum_leaves(rows)[:, 0], [10.0, 20.0, 20.0, 10.0, 20.0])
+
+
+def test_categorical_split_honours_is_left() -> None:
+    def stump(is_left: bool) -> Tree:
+        return Tree(
+            feature=np.array([1, -1, -1], dtype=np.int32),
+            threshold=np.zeros(3),
+            left=np.array([1, -1, -1], dtype=np.int32),
+            right=np.array([2, -1, -1], dtype=np.int32),
+            values=np.array([[0.0], [1.0], [2.0]]),
+            categorical={0: (frozenset({1.0, 3.0}), is_left)},
+        )
+
+    rows = np.array([[9.0, 1.0], [9.0, 2.0], [9.0, 3.0], [9.0, np.nan]])
+    np.testing.assert_array_equal(compile_forest([stump(True)], None).sum_leaves(rows)[:, 0], [1, 2, 1, 2])
+    np.testing.assert_array_equal(compile_forest([stump(False)], None).sum_leaves(rows)[:, 0], [2, 1, 2, 1])
+
+
+def test_trees_not_in_preorder_are_renumbered() -> None:
+    # root 0 splits into a leaf stored last and an internal node stored first
+    tree = Tree(
+        feature=np.array([0, 1, -1, -1, -1], dtype=np.int32),
+        threshold=np.array([0.0, 0.0, 0.0, 0.0, 0.0]),
+        left=np.array([4, 2, -1, -1, -1], dtype=np.int32),
+        right=np.array([1, 3, -1, -1, -1], dtype=np.int32),
+        values=np.array([[0.0], [0.0], [1.0], [2.0], [3.0]]),
+    )
+    rows = np.array([[-1.0, 0.0], [1.0, -1.0], [1.0, 1.0]])
+    forest = compile_forest([tree], None)
+    np.testing.assert_array_equal(forest.sum_leaves(rows), reference_sum([tree], np.ones(1), rows))
+    assert (forest.n_trees, forest.n_nodes, forest.max_depth, forest.n_features) == (1, 5, 2, 2)
+
+
+def test_cyclic_children_are_rejected() -> None:
+    tree = Tree(
+        feature=np.array([0, 0], dtype=np.int32),
+        threshold=np.zeros(2),
+        left=np.array([1, 0], dtype=np.int32),
+        right=np.array([1, 0], dtype=np.int32),
+        values=np.zeros((2, 1)),
+    )
+    with pytest.raises(TreeFormatError, match="tree 0"):
+        compile_forest([tree], None)
+
+
+def test_rows_with_too_few_features_are_rejected() -> None:
+    rng = np.random.default_rng(3)
+    forest = compile_forest([random_tree(rng, n_features=4, k=1, max_depth=4)], None)
+    with pytest.raises(ForestInputError, match="at least"):
+        forest.sum_leaves(np.zeros((2, forest.n_features - 1)))
+    with pytest.raises(ForestInputError):
+        forest.sum_leaves(np.zeros(forest.n_features))
+
+
+def test_mismatched_weights_are_rejected() -> None:
+    rng = np.random.default_rng(4)
+    trees = [random_tree(rng, n_features=2, k=1, max_depth=3) for _ in range(3)]
+    with pytest.raises(TreeFormatError, match="weights"):
+        compile_forest(trees, np.ones(2))
+
+
+def test_kernel_releases_the_gil_and_threads_agree() -> None:
+    rng = np.random.default_rng(5)
+    trees = [random_tree(rng, n_features=6, k=2, max_depth=10) for _ in range(64)]
+    forest = compile_forest(trees, None)
+    rows = random_rows(rng, 20_000, 6)
+    expected = forest.sum_leaves(rows)
+    results: dict[int, np.ndarray] = {}
+
+    def score(slot: int) -> None:
+        results[slot] = forest.sum_leaves(rows)
+
+    workers = [threading.Thread(target=score, args=(slot,)) for slot in range(2)]
+    for worker in workers:
+        worker.start()
+    # the main thread keeps running Python code only if the kernels do not hold the GIL
+    spins = 0
+    while any(worker.is_alive() for worker in workers):
+        spins += 1
+    for worker in workers:
+        worker.join()
+    np.testing.assert_array_equal(results[0], expected)
+    np.testing.assert_array_equal(results[1], expected)
+    assert spins > 1000
