@@ -15,11 +15,12 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("services", "rtscore.localservices.cli", "local Postgres and Kafka for development and tests"),
     ("bundle", "scorer.bundle_cli", "inspect, score and export MLeap bundles in-process"),
     ("reference", "scorer.reference.cli", "MLeap's JVM runtime: the reference for correctness and speed"),
-    ("scorer", None, "the scorer service: MLeap bundles over gRPC"),
+    ("scorer", "scorer.cli", "the scorer service: MLeap bundles over gRPC"),
+    ("score", "scorer.client_cli", "score a frame with a running scorer"),
     ("extractor", None, "the extractor service: transactions to features, scorer pool client"),
     ("registry", "registry.cli", "the registry service: model governance over gRPC and Postgres"),
     ("shadow", None, "shadow workers: score Kafka copies of live traffic with candidate models"),
-    ("bench", None, "latency benchmarks: distributions side by side"),
+    ("bench", "benchmarks.cli", "latency benchmarks: distributions side by side"),
 ]
 
 Handler = Callable[[argparse.Namespace], int | None]

@@ -26,7 +26,7 @@ def model_info(hosted: HostedModel) -> scorer_pb2.ModelInfo:
         bundle_name=m.name,
         bundle_format=m.format,
         mleap_version=m.mleap_version,
-        root_op=str(m.root_op),
+        root_op=str(getattr(m.root_op, "op", m.root_op)),
         health="SERVING" if hosted.serving else "NOT_SERVING",
         path=hosted.path,
     )

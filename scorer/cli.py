@@ -1,0 +1,111 @@
+"""`rtscore scorer serve`: run the scorer service (one process, or several sharing a port)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rtscore.errors import InvalidArgument
+
+# CLI flag → ScorerSettings field; flags left out fall back to RTSCORE_SCORER_* and the defaults.
+_SETTINGS_FLAGS = {
+    "host": "host",
+    "port": "port",
+    "workers": "workers",
+    "scoring_threads": "scoring_threads",
+    "max_in_flight": "max_in_flight",
+    "canary_interval": "canary_interval_s",
+    "canary_budget_ms": "canary_budget_ms",
+    "drain_grace": "drain_grace_s",
+    "metrics_port": "metrics_port",
+    "log_level": "log_level",
+}
+
+
+def register(subparsers: Any, name: str, help_text: str) -> None:
+    """Add the `scorer` group and its `serve` command."""
+    group = subparsers.add_parser(name, help=help_text, description=help_text)
+    sub = group.add_subparsers(dest="scorer_command", metavar="COMMAND", required=True)
+    serve = sub.add_parser("serve", help="serve models over gRPC (rtscore.v1.Scorer and MLeap's API)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="gRPC port; 0 picks a free one (default 50051)")
+    serve.add_argument("--workers", type=int, help="processes sharing the port via SO_REUSEPORT")
+    serve.add_argument(
+        "--model", action="append", default=[], metavar="NAME=BUNDLE", help="a model to load at start"
+    )
+    serve.add_argument(
+        "--canary",
+        action="append",
+        default=[],
+        metavar="NAME=FRAME.json:EXPECTED.json",
+        help="a model's canary: an MLeap JSON frame and the output columns it must produce",
+    )
+    serve.add_argument("--scoring-threads", type=int, help="threads running transforms (default: cores)")
+    serve.add_argument("--max-in-flight", type=int, help="calls in progress before RESOURCE_EXHAUSTED")
+    serve.add_argument("--canary-interval", type=float, metavar="SECONDS", help="seconds between canaries")
+    serve.add_argument("--canary-budget-ms", type=float, help="latency budget of one canary run")
+    serve.add_argument("--drain-grace", type=float, metavar="SECONDS", help="grace for in-flight calls")
+    serve.add_argument("--metrics-port", type=int, help="Prometheus endpoint port (worker i: port + i)")
+    serve.add_argument("--log-level", help="log level (default INFO)")
+    serve.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from scorer.service import logs
+    from scorer.service.server import serve
+    from scorer.service.settings import ScorerSettings
+    from scorer.service.workers import run_workers
+
+    given = {field: getattr(args, flag) for flag, field in _SETTINGS_FLAGS.items()}
+    try:
+        settings = ScorerSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise InvalidArgument(f"bad settings: {problems}") from None
+    models = model_specs(args.model, args.canary)
+    logs.configure(settings.log_level)
+    if settings.workers > 1:
+        return run_workers(settings, args.model, args.canary)
+    return asyncio.run(serve(settings, models))
+
+
+def model_specs(models: list[str], canaries: list[str]) -> list[Any]:
+    """Parse `NAME=BUNDLE` and `NAME=FRAME.json:EXPECTED.json` options into model specs."""
+    from scorer.service.canary import Canary
+    from scorer.service.server import ModelSpec
+
+    paths = dict(_pair(m, "--model", "NAME=BUNDLE") for m in models)
+    checks: dict[str, Canary] = {}
+    for option in canaries:
+        name, files = _pair(option, "--canary", "NAME=FRAME.json:EXPECTED.json")
+        frame, sep, expected = files.partition(":")
+        if not sep or name not in paths:
+            raise InvalidArgument(
+                f"--canary {option!r}: expected NAME=FRAME.json:EXPECTED.json for a --model"
+            )
+        checks[name] = Canary(_frame(frame), _frame(expected))
+    return [ModelSpec(name, path, canary=checks.get(name)) for name, path in paths.items()]
+
+
+def _pair(option: str, flag: str, form: str) -> tuple[str, str]:
+    name, sep, value = option.partition("=")
+    if not sep or not name or not value:
+        raise InvalidArgument(f"{flag} {option!r}: expected {form}")
+    return name, value
+
+
+def _frame(path: str) -> Any:
+    from scorer.frame import LeapFrame
+
+    try:
+        return LeapFrame.from_mleap_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    except OSError as err:
+        raise InvalidArgument(f"{path}: cannot read frame ({err.strerror})") from None
+    except json.JSONDecodeError as err:
+        raise InvalidArgument(f"{path}: invalid JSON ({err})") from None
