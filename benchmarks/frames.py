@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from protos.rtscore.v1 import frame_pb2, scorer_pb2
 from rtscore.errors import InvalidArgument
 
@@ -150,5 +152,34 @@ def score_requests(obj: dict[str, Any], model: str, batch: int, where: str = "fr
     # One request per starting row puts every row in every position of a batch.
     for start in range(n):
         frame = to_frame(obj, [(start + i) % n for i in range(batch)], where)
+        requests.append(scorer_pb2.ScoreRequest(model=model, frame=frame).SerializeToString())
+    return requests
+
+
+def requests_from_schema(
+    fields: Sequence[frame_pb2.FieldSpec], model: str, batch: int, distinct: int = 64, seed: int = 0
+) -> list[bytes]:
+    """Serialized `ScoreRequest`s with random values for a model's declared inputs (from `GetModel`)."""
+    if batch < 1:
+        raise BenchFrameError(f"batch must be at least 1, got {batch}")
+    if not fields:
+        raise BenchFrameError(f"model {model!r} declares no input fields to generate values for")
+    rng = np.random.default_rng(seed)
+    requests = []
+    for _ in range(distinct):
+        frame = frame_pb2.Frame(rows=batch)
+        for field in fields:
+            column = frame.columns.add(name=field.name, type=field.type, shape=field.shape)
+            width = int(np.prod(field.shape)) if field.shape else 1
+            if field.type in (frame_pb2.COLUMN_TYPE_DOUBLE, frame_pb2.COLUMN_TYPE_DOUBLE_TENSOR):
+                column.doubles.extend(rng.normal(size=batch * width).tolist())
+            elif field.type == frame_pb2.COLUMN_TYPE_INT64:
+                column.int64s.extend(rng.integers(0, 100, size=batch).tolist())
+            elif field.type == frame_pb2.COLUMN_TYPE_BOOL:
+                column.bools.extend(rng.integers(0, 2, size=batch).astype(bool).tolist())
+            elif field.type == frame_pb2.COLUMN_TYPE_STRING:
+                column.strings.extend(f"v{v}" for v in rng.integers(0, 8, size=batch))
+            else:
+                raise BenchFrameError(f"input {field.name!r} has no column type to generate values for")
         requests.append(scorer_pb2.ScoreRequest(model=model, frame=frame).SerializeToString())
     return requests

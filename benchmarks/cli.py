@@ -1,0 +1,164 @@
+"""`rtscore bench`: load a gRPC target, compare targets side by side, serve the sklearn pickle."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rtscore.errors import InvalidArgument
+
+
+def register(subparsers: Any, name: str, help_text: str) -> None:
+    """Add the `bench` group and its commands."""
+    group = subparsers.add_parser(name, help=help_text, description=help_text)
+    commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="load one gRPC target and report its latency distribution")
+    run.add_argument("--target", required=True, help="HOST:PORT of a server implementing rtscore.v1.Scorer")
+    run.add_argument("--model", required=True, help="model name sent in every ScoreRequest")
+    run.add_argument("--frame", type=Path, help="MLeap JSON LeapFrame with the input rows (else: GetModel)")
+    run.add_argument("--name", default="run", help="name of the run in the report")
+    _add_load_options(run)
+    run.add_argument("--json", type=Path, help="write the report here, and a PNG beside it")
+    run.set_defaults(func=_run)
+
+    compare = commands.add_parser("compare", help="before (sklearn), mleap and rtscore side by side")
+    from benchmarks.compare import add_compare_arguments
+
+    add_compare_arguments(compare)
+    compare.set_defaults(func=_compare)
+
+    fixture = commands.add_parser("fixture", help="build (or find cached) the seed-scale forest and bundle")
+    fixture.add_argument("--quick", action="store_true", help="the small forest the quick compare uses")
+    fixture.set_defaults(func=_fixture)
+
+    serve = commands.add_parser("sklearn-serve", help="serve a scikit-learn pickle over rtscore.v1.Scorer")
+    serve.add_argument("model", type=Path, help="classifier saved with joblib")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port, printed once listening")
+    serve.add_argument("--threads", type=int, default=4, help="gRPC worker threads")
+    serve.add_argument("--name", default="model", help="model name reported in responses")
+    serve.set_defaults(func=_sklearn_serve)
+
+    plot = commands.add_parser("plot", help="redraw the PNG of a report JSON")
+    plot.add_argument("report", type=Path)
+    plot.set_defaults(func=_plot)
+
+
+def _add_load_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=("open", "closed"), default="open")
+    parser.add_argument("--rate", type=float, default=100.0, help="open loop: requests per second")
+    parser.add_argument("--arrivals", choices=("poisson", "constant"), default="poisson")
+    parser.add_argument("--concurrency", type=int, default=1, help="closed loop: concurrent callers")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--duration", type=float, help="measured seconds (default 10)")
+    length.add_argument("--count", type=int, help="measured requests instead of a duration")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds sent but not measured")
+    parser.add_argument("--batch", type=int, default=1, help="rows per request")
+    parser.add_argument("--timeout", type=float, default=10.0, help="deadline of every call, seconds")
+    parser.add_argument("--processes", type=int, default=1, help="client processes sharing the load")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the Poisson arrivals")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from benchmarks import clients, report
+    from benchmarks.loadgen import LoadSpec
+    from benchmarks.progress import ProgressBar
+
+    spec = LoadSpec(
+        target=args.target,
+        mode=args.mode,
+        rate=args.rate,
+        arrivals=args.arrivals,
+        duration=None if args.count is not None else (args.duration or 10.0),
+        count=args.count,
+        warmup=args.warmup,
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        seed=args.seed,
+    )
+    spec.check()
+    requests = _requests(args)
+    bar = ProgressBar(args.name, clients.expected_seconds(spec))
+    try:
+        result = clients.run(spec, requests, args.processes, bar)
+    finally:
+        bar.close()
+    record = report.run_record(args.name, result, batch=args.batch)
+    print(report.run_table([record]))
+    if result.short:
+        print(_shortfall(record, args.processes), file=sys.stderr)
+    if args.json:
+        png = report.write_report(report.build_report([record]), args.json)
+        print(f"wrote {args.json} and {png}")
+    return 0
+
+
+def _shortfall(record: dict[str, Any], processes: int) -> str:
+    """The warning printed when the clients could not send at the rate asked for."""
+    return (
+        f"warning: the client fell short: achieved {record['achieved_rate']:.0f}/s of {record['rate']:g}/s "
+        f"with {processes} client process(es); latencies include the client's own queue. "
+        f"Try --processes {processes * 2}."
+    )
+
+
+def _requests(args: argparse.Namespace) -> list[bytes]:
+    from benchmarks import frames
+
+    if args.frame is not None:
+        return frames.score_requests(
+            frames.load_leap_frame(args.frame), args.model, args.batch, str(args.frame)
+        )
+    import grpc
+
+    from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
+
+    with grpc.insecure_channel(args.target) as channel:
+        try:
+            info = scorer_pb2_grpc.ScorerStub(channel).GetModel(
+                scorer_pb2.GetModelRequest(model=args.model), timeout=args.timeout
+            )
+        except grpc.RpcError as err:
+            raise InvalidArgument(
+                f"{args.target}: GetModel({args.model!r}) failed ({err.code().name}: {err.details()}); "
+                "pass --frame to send rows from a file"
+            ) from err
+    return frames.requests_from_schema(list(info.inputs), args.model, args.batch, seed=args.seed)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from benchmarks.compare import run_compare
+
+    return run_compare(args)
+
+
+def _fixture(args: argparse.Namespace) -> int:
+    from benchmarks.compare import fixture_for
+
+    fixture = fixture_for(quick=args.quick)
+    for key, value in fixture.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def _sklearn_serve(args: argparse.Namespace) -> int:
+    from benchmarks.sklearn_server import serve
+
+    serve(args.model, args.host, args.port, args.threads, args.name)
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    import json
+
+    from benchmarks.plot import write_plot
+
+    try:
+        data = json.loads(args.report.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InvalidArgument(f"{args.report}: cannot read the report: {err}") from err
+    print(f"wrote {write_plot(data, args.report.with_suffix('.png'))}")
+    return 0

@@ -1,0 +1,122 @@
+"""The *before* target: a scikit-learn pickle behind a minimal Python gRPC server, as users run it today.
+
+It answers `rtscore.v1.Scorer/Score` by calling `predict_proba` on the frame's columns, so the load
+generator can measure it exactly like the rtscore scorer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from protos.rtscore.v1 import frame_pb2, scorer_pb2, scorer_pb2_grpc
+from rtscore.errors import InvalidArgument, RtscoreError
+
+
+def load_estimator(path: Path) -> Any:
+    """Unpickle a scikit-learn classifier saved with joblib, checking that it can `predict_proba`."""
+    import joblib
+
+    try:
+        estimator = joblib.load(path)
+    except FileNotFoundError as err:
+        raise InvalidArgument(f"{path}: no such model file") from err
+    except Exception as err:  # unpickling runs arbitrary code: any failure means "not a model file"
+        raise InvalidArgument(f"{path}: not a joblib pickle: {err}") from err
+    if not hasattr(estimator, "predict_proba"):
+        raise InvalidArgument(f"{path}: {type(estimator).__name__} has no predict_proba")
+    return estimator
+
+
+def feature_matrix(frame: frame_pb2.Frame, features: Sequence[str] | None) -> np.ndarray:
+    """The frame's columns as a float64 [rows, features] matrix, in the estimator's feature order."""
+    columns = {c.name: c for c in frame.columns}
+    if features is None:
+        names = [c.name for c in frame.columns]
+    else:
+        missing = [f for f in features if f not in columns]
+        if missing:
+            raise InvalidArgument(f"frame lacks feature columns {missing[:5]}")
+        names = list(features)
+    parts = []
+    for name in names:
+        column = columns[name]
+        if column.type == frame_pb2.COLUMN_TYPE_DOUBLE_TENSOR:
+            parts.append(np.asarray(column.doubles, dtype=np.float64).reshape(frame.rows, -1))
+        elif column.type == frame_pb2.COLUMN_TYPE_DOUBLE:
+            parts.append(np.asarray(column.doubles, dtype=np.float64).reshape(frame.rows, 1))
+        elif column.type == frame_pb2.COLUMN_TYPE_INT64:
+            parts.append(np.asarray(column.int64s, dtype=np.float64).reshape(frame.rows, 1))
+        else:
+            raise InvalidArgument(f"column {name!r}: the sklearn target takes numbers only")
+    if not parts:
+        raise InvalidArgument("frame has no columns")
+    return np.hstack(parts)
+
+
+class SklearnScorer(scorer_pb2_grpc.ScorerServicer):
+    """Scores frames with one scikit-learn classifier."""
+
+    def __init__(self, estimator: Any, name: str) -> None:
+        self.estimator = estimator
+        self.name = name
+        names = getattr(estimator, "feature_names_in_", None)
+        self.features: list[str] | None = None if names is None else [str(n) for n in names]
+
+    def Score(  # noqa: N802
+        self, request: scorer_pb2.ScoreRequest, context: grpc.ServicerContext
+    ) -> scorer_pb2.ScoreResponse:
+        """predict_proba on the frame's rows."""
+        try:
+            x = feature_matrix(request.frame, self.features)
+        except RtscoreError as err:
+            context.abort(err.code, str(err))
+        proba = self.estimator.predict_proba(x)
+        prediction = np.asarray(self.estimator.classes_, dtype=np.float64)[proba.argmax(axis=1)]
+        out = frame_pb2.Frame(rows=request.frame.rows)
+        out.columns.add(
+            name="probability",
+            type=frame_pb2.COLUMN_TYPE_DOUBLE_TENSOR,
+            shape=[proba.shape[1]],
+            doubles=proba.ravel().tolist(),
+        )
+        out.columns.add(name="prediction", type=frame_pb2.COLUMN_TYPE_DOUBLE, doubles=prediction.tolist())
+        return scorer_pb2.ScoreResponse(frame=out, model=self.name)
+
+    def GetModel(  # noqa: N802
+        self, request: scorer_pb2.GetModelRequest, context: grpc.ServicerContext
+    ) -> scorer_pb2.ModelInfo:
+        """The estimator's feature names as double inputs."""
+        n = int(getattr(self.estimator, "n_features_in_", 0))
+        names = self.features or [f"f{i}" for i in range(n)]
+        inputs = [frame_pb2.FieldSpec(name=f, type=frame_pb2.COLUMN_TYPE_DOUBLE) for f in names]
+        outputs = [
+            frame_pb2.FieldSpec(
+                name="probability",
+                type=frame_pb2.COLUMN_TYPE_DOUBLE_TENSOR,
+                shape=[len(self.estimator.classes_)],
+            ),
+            frame_pb2.FieldSpec(name="prediction", type=frame_pb2.COLUMN_TYPE_DOUBLE),
+        ]
+        return scorer_pb2.ModelInfo(name=self.name, inputs=inputs, outputs=outputs, health="SERVING")
+
+
+def serve(model: Path, host: str, port: int, threads: int, name: str) -> None:
+    """Serve until interrupted; prints `listening on HOST:PORT` once ready."""
+    servicer = SklearnScorer(load_estimator(model), name)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads))
+    scorer_pb2_grpc.add_ScorerServicer_to_server(servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise InvalidArgument(f"cannot listen on {host}:{port}")
+    server.start()
+    print(f"listening on {host}:{bound}", flush=True)
+    try:
+        server.wait_for_termination()
+    except KeyboardInterrupt:
+        server.stop(grace=1.0)

@@ -1,0 +1,137 @@
+"""Servers under test started as subprocesses: the sklearn *before* server and `rtscore scorer serve`."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from rtscore.errors import FailedPrecondition, Unavailable
+
+# Servers started with `--port 0` announce the port they got in a line such as
+# "listening on 127.0.0.1:50123" or "serving on port 50123".
+_PORT_LINE = re.compile(r"(?:listening|serving|port)\D*?(?:[\w.\-\[\]:]*:)?(\d{2,5})\b", re.IGNORECASE)
+
+
+def rtscore_command(*args: str) -> list[str]:
+    """How to run the `rtscore` CLI of this very installation."""
+    return [sys.executable, "-m", "rtscore.cli", *args]
+
+
+class ServerProcess:
+    """A server subprocess that prints its port; `with` starts it and waits for the port, exit stops it."""
+
+    def __init__(self, name: str, command: Sequence[str], startup_timeout: float = 120.0) -> None:
+        self.name = name
+        self.command = list(command)
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen[str] | None = None
+        self.port: int | None = None
+        self.output: list[str] = []
+
+    @property
+    def target(self) -> str:
+        """HOST:PORT to point the load generator at."""
+        if self.port is None:
+            raise FailedPrecondition(f"{self.name}: not started")
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the server and wait until it names its port."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + self.startup_timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while self.port is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.stop()
+                    raise Unavailable(f"{self.name}: no port announced within {self.startup_timeout:g} s")
+                if not selector.select(timeout=min(left, 1.0)):
+                    continue
+                line = self.process.stdout.readline()
+                if not line:
+                    self.stop()
+                    tail = " | ".join(self.output[-5:]) or "no output"
+                    raise Unavailable(f"{self.name}: exited during startup ({tail})")
+                self.output.append(line.rstrip())
+                match = _PORT_LINE.search(line)
+                if match:
+                    self.port = int(match.group(1))
+        # Keep reading so a chatty server never blocks on a full pipe.
+        _drain_in_background(self.process)
+
+    def stop(self) -> None:
+        """Ask the server to stop (SIGTERM), then kill it if it does not."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _drain_in_background(process: subprocess.Popen[str]) -> None:
+    import threading
+
+    def drain() -> None:
+        assert process.stdout is not None
+        for _ in process.stdout:
+            pass
+
+    threading.Thread(target=drain, daemon=True).start()
+
+
+def sklearn_server(model: Path, threads: int = 4) -> ServerProcess:
+    """The *before* target: the pickle behind a minimal Python gRPC server."""
+    command = rtscore_command("bench", "sklearn-serve", str(model), "--port", "0", "--threads", str(threads))
+    return ServerProcess("before", command)
+
+
+def scorer_serve_help() -> str:
+    """`rtscore scorer serve --help`, or FailedPrecondition when the scorer service is not built yet."""
+    run = subprocess.run(
+        rtscore_command("scorer", "serve", "--help"), capture_output=True, text=True, timeout=60, check=False
+    )
+    if run.returncode != 0:
+        reason = (run.stderr.strip().splitlines() or ["no output"])[-1]
+        raise FailedPrecondition(f"`rtscore scorer serve` is not available: {reason}")
+    return run.stdout
+
+
+def rtscore_scorer(bundle: Path, model: str, workers: int, extra: Sequence[str] = ()) -> ServerProcess:
+    """An rtscore scorer hosting `bundle` as `model` with `workers` processes on a free port."""
+    help_text = scorer_serve_help()
+    command = rtscore_command("scorer", "serve", "--port", "0")
+    for flag, value in (("--workers", str(workers)), ("--bundle", str(bundle)), ("--model", model)):
+        if flag not in help_text:
+            raise FailedPrecondition(f"`rtscore scorer serve` has no {flag} option; the harness needs it")
+        command += [flag, value]
+    return ServerProcess(f"rtscore-{workers}w", [*command, *extra])
+
+
+def java_available() -> bool:
+    """True when a `java` executable is on PATH."""
+    return shutil.which("java") is not None
