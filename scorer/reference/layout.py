@@ -1,0 +1,105 @@
+"""Where the reference harness lives on disk, how to build it, and how to start its JVM."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtscore.errors import Unavailable
+
+MAIN_CLASS = "dev.rtscore.reference.ReferenceMain"
+JAR_NAME = "rtscore-reference.jar"
+DEFAULT_PROJECT = Path(__file__).resolve().parents[2] / "jvm" / "reference"
+# MLeap 0.20.0 runs on Java 17 without --add-opens; extra JVM flags (heap, GC) come from this variable.
+JAVA_OPTS_ENV = "RTSCORE_REFERENCE_JAVA_OPTS"
+
+
+@dataclass(frozen=True)
+class HarnessLayout:
+    """The Maven project of the harness and the runnable layout it builds (jar plus target/lib)."""
+
+    project: Path
+
+    @classmethod
+    def default(cls) -> HarnessLayout:
+        """The project under `RTSCORE_REFERENCE_DIR`, else `jvm/reference` in this checkout."""
+        return cls(Path(os.environ.get("RTSCORE_REFERENCE_DIR", DEFAULT_PROJECT)))
+
+    @property
+    def jar(self) -> Path:
+        """The harness's own classes."""
+        return self.project / "target" / JAR_NAME
+
+    @property
+    def lib(self) -> Path:
+        """MLeap's runtime and its dependencies, copied by maven-dependency-plugin."""
+        return self.project / "target" / "lib"
+
+    def is_built(self) -> bool:
+        """Whether the jar and its dependency folder exist."""
+        return self.jar.is_file() and self.lib.is_dir() and any(self.lib.glob("mleap-runtime_*.jar"))
+
+    def is_stale(self) -> bool:
+        """Whether the pom or a source file changed after the jar was built."""
+        if not self.is_built():
+            return True
+        built = self.jar.stat().st_mtime
+        sources = [self.project / "pom.xml", *(self.project / "src").rglob("*")]
+        return any(p.is_file() and p.stat().st_mtime > built for p in sources)
+
+    def classpath(self) -> str:
+        """The `java -cp` value; raises `Unavailable` when the harness was never built."""
+        if not self.is_built():
+            raise Unavailable(
+                f"the MLeap reference harness is not built in {self.project}: "
+                "run `rtscore reference build` (needs Maven and Maven Central once)"
+            )
+        return f"{self.jar}{os.pathsep}{self.lib / '*'}"
+
+    def command(self, *args: str) -> list[str]:
+        """The argv that runs one harness command."""
+        options = shlex.split(os.environ.get(JAVA_OPTS_ENV, ""))
+        return [java_executable(), *options, "-cp", self.classpath(), MAIN_CLASS, *args]
+
+    def build(self, *, force: bool = False, timeout: float = 900.0) -> bool:
+        """Run `mvn -q package` unless the jar is newer than the sources; True when Maven ran."""
+        if not force and not self.is_stale():
+            return False
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise Unavailable(
+                "Maven (`mvn`) is not on PATH: install Maven 3.8+ to build the reference harness"
+            )
+        java_executable()
+        pom = self.project / "pom.xml"
+        if not pom.is_file():
+            raise Unavailable(f"the reference harness project is missing: {pom} does not exist")
+        try:
+            done = subprocess.run(
+                [mvn, "-q", "-B", "-f", str(pom), "package"],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise Unavailable(f"building the reference harness took longer than {timeout:.0f} s") from err
+        if done.returncode != 0:
+            tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+            raise Unavailable(f"building the reference harness with Maven failed: {tail}")
+        return True
+
+
+def java_executable() -> str:
+    """`$JAVA_HOME/bin/java`, else `java` on PATH; raises `Unavailable` when neither exists."""
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").is_file():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise Unavailable("Java is not installed: put a Java 11+ `java` on PATH or set JAVA_HOME")
+    return found
