@@ -38,7 +38,9 @@ def inspect_with_scorer(path: Path) -> dict[str, Any]:
     try:
         return dict(reader.inspect_bundle(path))
     except reader.BundleError as err:
-        raise InvalidArgument(f"not a valid Bundle.ML bundle: {err}") from err
+        # the spool file's name means nothing to the caller
+        message = str(err).replace(str(path), "the uploaded bundle")
+        raise InvalidArgument(f"not a valid Bundle.ML bundle: {message}") from err
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from registry.access import Caller
+from registry.errors import AbortedError
 from rtscore.errors import InvalidArgument, NotFound
 
 ROLES = ("shadow", "champion")
@@ -32,6 +33,7 @@ class Target:
     position: int
     gated: bool
     current: asyncpg.Record | None  # this version's deployment row in the environment, if any
+    champion_seen: int | None = None  # the champion's version id when the change started
 
     @property
     def label(self) -> str:
@@ -55,20 +57,41 @@ async def environment_row(conn: asyncpg.Connection, environment: str) -> asyncpg
     return row
 
 
-async def lock_model(conn: asyncpg.Connection, name: str) -> int:
-    """Lock the model's row for this transaction; a concurrent change makes this call ABORTED."""
+# How long a change waits for another change to the same model before it is ABORTED.
+LOCK_WAIT = "5s"
+
+
+async def model_id_of(conn: asyncpg.Connection, name: str) -> int:
+    """The model's id; NotFound if there is no such model."""
     model_id = await conn.fetchval("SELECT id FROM models WHERE name = $1", name)
     if model_id is None:
         raise NotFound(f"unknown model {name!r}")
-    # NOWAIT: of two concurrent changes to one model, one wins and the other is told to retry.
-    await conn.execute("SELECT 1 FROM models WHERE id = $1 FOR UPDATE NOWAIT", model_id)
     return int(model_id)
+
+
+async def lock_model(conn: asyncpg.Connection, model_id: int) -> None:
+    """Serialise changes to one model: hold its row until this transaction ends."""
+    await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+    await conn.execute("SELECT 1 FROM models WHERE id = $1 FOR UPDATE", model_id)
+
+
+async def champion_of(conn: asyncpg.Connection, model_id: int, environment: str) -> int | None:
+    """Id of the version that is champion of the model in environment, if any."""
+    value = await conn.fetchval(
+        "SELECT version_id FROM deployments WHERE model_id = $1 AND environment = $2 AND role = 'champion'",
+        model_id,
+        environment,
+    )
+    return int(value) if value is not None else None
 
 
 async def load_target(conn: asyncpg.Connection, name: str, version: int, environment: str) -> Target:
     """Lock the model and read the version and its deployment in environment."""
     env = await environment_row(conn, environment)
-    model_id = await lock_model(conn, name)
+    model_id = await model_id_of(conn, name)
+    # what the caller's change is based on, read before waiting for a concurrent change to finish
+    champion_seen = await champion_of(conn, model_id, environment)
+    await lock_model(conn, model_id)
     row = await conn.fetchrow(
         "SELECT id, author FROM versions WHERE model_id = $1 AND version = $2", model_id, version
     )
@@ -78,8 +101,29 @@ async def load_target(conn: asyncpg.Connection, name: str, version: int, environ
         "SELECT * FROM deployments WHERE version_id = $1 AND environment = $2", row["id"], environment
     )
     return Target(
-        name, version, model_id, row["id"], row["author"], env["name"], env["position"], env["gated"], current
+        name,
+        version,
+        model_id,
+        row["id"],
+        row["author"],
+        env["name"],
+        env["position"],
+        env["gated"],
+        current,
+        champion_seen,
     )
+
+
+async def check_champion_unchanged(conn: asyncpg.Connection, target: Target) -> None:
+    """ABORTED if another change replaced the champion while this one waited for the model's lock."""
+    now = await champion_of(conn, target.model_id, target.environment)
+    if now != target.champion_seen:
+        version = await conn.fetchval("SELECT version FROM versions WHERE id = $1", now) if now else None
+        winner = f"{target.name}@{version}" if version else "no version"
+        raise AbortedError(
+            f"a concurrent change made {winner} champion of {target.name} in {target.environment}"
+            f" while this change to {target.label} waited; retry if it should still go ahead"
+        )
 
 
 async def record_event(

@@ -87,7 +87,7 @@ def _translate(err: asyncpg.PostgresError) -> RtscoreError:
     if isinstance(err, asyncpg.SerializationError | asyncpg.DeadlockDetectedError):
         return AbortedError(f"a concurrent change won, retry: {message}")
     if isinstance(err, asyncpg.LockNotAvailableError):
-        return AbortedError("another change to this model is in progress, retry")
+        return AbortedError("another change to this model is still in progress; retry")
     if isinstance(err, asyncpg.ForeignKeyViolationError | asyncpg.CheckViolationError):
         return InvalidArgument(message)
     if isinstance(err, asyncpg.InsufficientPrivilegeError):

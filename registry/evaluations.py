@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from registry.access import APPROVERS, Caller
-from registry.changes import Target, environment_row, lock_model
+from registry.changes import Target, environment_row, model_id_of
 from registry.db import db_errors
 from registry.errors import PermissionDeniedError
 from registry.settings import EvaluationThresholds
@@ -115,7 +115,7 @@ class Evaluations:
         with db_errors():
             async with self.pool.acquire() as conn, conn.transaction():
                 await environment_row(conn, report.environment)
-                model_id = await lock_model(conn, report.name)
+                model_id = await model_id_of(conn, report.name)
                 ids: dict[str, int | None] = {}
                 for label, version in (
                     ("candidate", report.candidate_version),

@@ -11,10 +11,12 @@ from registry.changes import (
     DEPLOYMENT_SELECT,
     ROLES,
     Target,
+    check_champion_unchanged,
     deployment_state,
     environment_row,
     load_target,
     lock_model,
+    model_id_of,
     record_event,
     require_reason,
 )
@@ -76,6 +78,7 @@ class Lifecycle:
                         " deploying it again needs a new reason"
                     )
                 if role == "champion":
+                    await check_champion_unchanged(conn, target)
                     await check_gate(conn, caller, target)
                     await self._demote_champion(conn, caller, target, reason)
                 row = await conn.fetchrow(
@@ -130,6 +133,7 @@ class Lifecycle:
                 if role == "retired" and current["role"] == "retired":
                     raise FailedPrecondition(f"{target.label} is already retired in {environment}")
                 if role == "champion":
+                    await check_champion_unchanged(conn, target)
                     await check_gate(conn, caller, target)
                     await self._demote_champion(conn, caller, target, reason)
                 await conn.execute(SET_ROLE, current["id"], role, reason, caller.name)
@@ -144,7 +148,8 @@ class Lifecycle:
         with db_errors():
             async with self.pool.acquire() as conn, conn.transaction():
                 await environment_row(conn, environment)
-                model_id = await lock_model(conn, name)
+                model_id = await model_id_of(conn, name)
+                await lock_model(conn, model_id)
                 previous = await conn.fetchrow(
                     """SELECT d.id, v.version FROM deployments d JOIN versions v ON v.id = d.version_id
                        WHERE d.model_id = $1 AND d.environment = $2 AND d.role <> 'champion'
