@@ -1,0 +1,213 @@
+"""`LocalServices`: bring the local Postgres and Kafka up, report them, and take them down."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from rtscore.localservices.errors import ServiceFailed, ServicesNotRunning
+from rtscore.localservices.kafka import KafkaBroker, fetch_jars, kafka_version
+from rtscore.localservices.postgres import PostgresCluster
+from rtscore.localservices.probes import kafka_answers, postgres_answers
+from rtscore.localservices.processes import free_port, is_alive, port_is_free, service_account
+from rtscore.localservices.settings import LocalServicesSettings
+from rtscore.localservices.state import ServiceRecord, StateFile
+
+Probe = Callable[[str, float], str | None]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# A service that was up a moment ago answers at once; this bounds the re-check on a repeated `up`.
+_RECHECK_S = 10.0
+
+
+@dataclass(frozen=True)
+class ServiceEndpoints:
+    """Where the services answer."""
+
+    database_url: str
+    kafka_bootstrap: str
+
+    def env_lines(self, export: bool = False) -> list[str]:
+        """Shell assignments for `eval "$(rtscore services env)"` (`export` prefixed if asked)."""
+        prefix = "export " if export else ""
+        return [
+            f"{prefix}RTSCORE_DATABASE_URL={shlex.quote(self.database_url)}",
+            f"{prefix}RTSCORE_KAFKA_BOOTSTRAP={shlex.quote(self.kafka_bootstrap)}",
+        ]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One service as `status` sees it."""
+
+    name: str
+    running: bool
+    managed: bool
+    address: str | None
+    pid: int | None
+    where: str
+
+    def describe(self) -> str:
+        """One line for people: what runs where."""
+        if not self.running:
+            return f"{self.name}: stopped ({self.where})"
+        owner = f"started here, pid {self.pid}" if self.managed else "provided by the environment"
+        return f"{self.name}: running at {self.address} ({owner}; {self.where})"
+
+
+class LocalServices:
+    """The Postgres and Kafka whose state lives under `<root>/.rtscore` (root: the repository)."""
+
+    def __init__(
+        self,
+        root: Path = PROJECT_ROOT,
+        settings: LocalServicesSettings | None = None,
+        *,
+        kafka_libs: Path | None = None,
+        kafka_pom: Path | None = None,
+    ) -> None:
+        self.root = root.resolve()
+        self.settings = settings if settings is not None else LocalServicesSettings()
+        self.state_dir = self.root / ".rtscore"
+        self.kafka_libs = kafka_libs if kafka_libs is not None else self.root / ".cache" / "kafka" / "libs"
+        self.kafka_pom = kafka_pom if kafka_pom is not None else PROJECT_ROOT / "jvm" / "kafka" / "pom.xml"
+        self._state = StateFile(self.state_dir)
+        self._broker = KafkaBroker(self.state_dir / "kafka", self.kafka_libs, self.settings)
+
+    def fetch(self) -> bool:
+        """Download Kafka's jars unless present (or unless an external Kafka is configured)."""
+        if self.settings.kafka_bootstrap:
+            return False
+        return fetch_jars(self.kafka_libs, self.kafka_pom, self.settings.fetch_timeout_s)
+
+    def up(self) -> ServiceEndpoints:
+        """Start whatever is not running yet, check both answer, record them and return where."""
+        with self._state.locked():
+            records = self._state.load()
+            records["postgres"] = self._up_postgres(records.get("postgres"))
+            self._state.save(records)
+            records["kafka"] = self._up_kafka(records.get("kafka"))
+            self._state.save(records)
+        return ServiceEndpoints(records["postgres"].address, records["kafka"].address)
+
+    def down(self) -> None:
+        """Stop the services started here (never external ones) and forget them."""
+        with self._state.locked():
+            records = self._state.load()
+            kafka = records.get("kafka")
+            if kafka is None or kafka.managed:
+                self._broker.stop(kafka.pid if kafka else self._broker.find_pid())
+            postgres = records.get("postgres")
+            if postgres is None or postgres.managed:
+                self._cluster().stop()
+            self._state.save({})
+
+    def endpoints(self) -> ServiceEndpoints:
+        """Where the running services answer; `ServicesNotRunning` when `up` has not been run."""
+        records = self._state.load()
+        missing = [name for name in ("postgres", "kafka") if name not in records]
+        if missing or not all(s.running for s in self.status()):
+            raise ServicesNotRunning(
+                f"local services are not running under {self.state_dir}: run `rtscore services up`"
+            )
+        return ServiceEndpoints(records["postgres"].address, records["kafka"].address)
+
+    def status(self) -> list[ServiceStatus]:
+        """What runs where, checked now (external services by a short request)."""
+        records = self._state.load()
+        return [self._postgres_status(records.get("postgres")), self._kafka_status(records.get("kafka"))]
+
+    def versions(self) -> dict[str, str | None]:
+        """The versions in use: `postgres` (of pg_ctl) and `kafka` (of the fetched jars)."""
+        return {"postgres": self._cluster().version(), "kafka": kafka_version(self.kafka_libs)}
+
+    def _cluster(self) -> PostgresCluster:
+        account = service_account(self.settings.service_user)
+        return PostgresCluster(self.state_dir, self.settings, account)
+
+    def _external(self, address: str, answers: Probe, what: str) -> ServiceRecord:
+        _require(answers(address, self.settings.start_timeout_s), what, address)
+        return ServiceRecord(managed=False, address=address)
+
+    def _up_postgres(self, previous: ServiceRecord | None) -> ServiceRecord:
+        url = self.settings.database_url
+        if url and not _is_ours(previous, url):
+            return self._external(url, postgres_answers, "Postgres at RTSCORE_DATABASE_URL")
+        cluster = self._cluster()
+        pid = cluster.running_pid()
+        if pid is not None and previous is not None and previous.managed and previous.port is not None:
+            problem = postgres_answers(previous.address, _RECHECK_S)
+            _require(problem, "the running local Postgres", previous.address)
+            return ServiceRecord(managed=True, address=previous.address, pid=pid, port=previous.port)
+        cluster.stop()  # running without a record: restart it on a port we know
+        port = _reuse_or_new(previous.port if previous else None)
+        run = cluster.start(port)
+        return ServiceRecord(managed=True, address=run.url, pid=run.pid, port=run.port)
+
+    def _up_kafka(self, previous: ServiceRecord | None) -> ServiceRecord:
+        bootstrap = self.settings.kafka_bootstrap
+        if bootstrap and not _is_ours(previous, bootstrap):
+            return self._external(bootstrap, kafka_answers, "Kafka at RTSCORE_KAFKA_BOOTSTRAP")
+        if previous is not None and previous.managed and self._broker.owns(previous.pid):
+            _require(kafka_answers(previous.address, _RECHECK_S), "the running local Kafka", previous.address)
+            return previous
+        fetch_jars(self.kafka_libs, self.kafka_pom, self.settings.fetch_timeout_s)
+        self._broker.stop(self._broker.find_pid())
+        port = _reuse_or_new(previous.port if previous else None)
+        controller = _reuse_or_new(self._broker.formatted_controller_port(), avoid={port})
+        run = self._broker.start(port, controller)
+        return ServiceRecord(
+            managed=True,
+            address=run.bootstrap,
+            pid=run.pid,
+            port=run.port,
+            controller_port=run.controller_port,
+        )
+
+    def _postgres_status(self, record: ServiceRecord | None) -> ServiceStatus:
+        if record is not None and not record.managed:
+            running = postgres_answers(record.address, 2.0) is None
+            return ServiceStatus("postgres", running, False, _redact(record.address), None, "external server")
+        cluster = self._cluster()
+        pid = cluster.running_pid()
+        address = _redact(record.address) if record is not None and pid is not None else None
+        return ServiceStatus("postgres", pid is not None, True, address, pid, f"data in {cluster.data}")
+
+    def _kafka_status(self, record: ServiceRecord | None) -> ServiceStatus:
+        if record is not None and not record.managed:
+            running = kafka_answers(record.address, 2.0) is None
+            return ServiceStatus("kafka", running, False, record.address, None, "external cluster")
+        pid = record.pid if record is not None and self._broker.owns(record.pid) else self._broker.find_pid()
+        address = record.address if record is not None and pid is not None else None
+        where = f"data in {self._broker.data}, log {self._broker.log}"
+        return ServiceStatus("kafka", pid is not None and is_alive(pid), True, address, pid, where)
+
+
+def _is_ours(previous: ServiceRecord | None, address: str) -> bool:
+    """Whether an address from the environment is the one `up` itself started (e.g. exported by `env`)."""
+    return previous is not None and previous.managed and previous.address == address
+
+
+def _require(problem: str | None, what: str, address: str) -> None:
+    if problem is not None:
+        raise ServiceFailed(f"{what} ({_redact(address)}) does not answer: {problem}")
+
+
+def _reuse_or_new(port: int | None, avoid: frozenset[int] | set[int] = frozenset()) -> int:
+    if port is not None and port not in avoid and port_is_free(port):
+        return port
+    while True:
+        candidate = free_port()
+        if candidate not in avoid:
+            return candidate
+
+
+def _redact(url: str) -> str:
+    """`url` with any password replaced by `***`, for messages and status lines."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
