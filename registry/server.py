@@ -40,6 +40,7 @@ class RunningRegistry:
     port: int
     server: grpc.aio.Server
     health: health.aio.HealthServicer
+    settings: RegistrySettings
 
     @property
     def address(self) -> str:
@@ -111,7 +112,7 @@ async def running_registry(
 
         stack.push_async_callback(drain)
         log.info("registry serving on %s:%d (store: %s)", settings.host, port, store.name)
-        yield RunningRegistry(port, server, health_servicer)
+        yield RunningRegistry(port, server, health_servicer, settings)
 
 
 async def serve(settings: RegistrySettings) -> None:
