@@ -120,6 +120,8 @@ class Attributes:
     def _scalar(self, name: str, key: str, types: tuple[type, ...], zero: Any) -> Any:
         data = self._get(name, "scalar")
         # proto3 and Bundle.ML's JSON both omit zero values, so a missing key is the zero of its type
+        if key not in data and data:
+            raise BundleError(f"{self.where}: attribute {name!r} must hold a {key}, got {dict(data)!r}")
         v = data.get(key, zero)
         if isinstance(v, bool) and bool not in types:
             v = None

@@ -11,7 +11,14 @@ from scorer.bundle.errors import BundleError
 from scorer.bundle.op import NodeContext, Op
 from scorer.bundle.ops.classify import build_classifier, normalize_rows, optional_thresholds
 from scorer.bundle.ops.linear import build_regressor
-from scorer.trees import CompiledForest, Tree, compile_forest, decode_tree_json, decode_tree_pb
+from scorer.trees import (
+    CompiledForest,
+    Tree,
+    TreeFormatError,
+    compile_forest,
+    decode_tree_json,
+    decode_tree_pb,
+)
 
 LeafTransform = Callable[[Tree], Tree]
 
@@ -54,9 +61,14 @@ def _forest(
         return [leaf_transform(t) for t in decoded] if leaf_transform else decoded
 
     key = f"{ctx.bundle_sha256}/{ctx.path}"
-    if ctx.cache is None:
-        return compile_forest(trees(), weights)
-    return ctx.cache.get_or_compile(key, trees, weights)
+    try:
+        if ctx.cache is None:
+            return compile_forest(trees(), weights)
+        return ctx.cache.get_or_compile(key, trees, weights)
+    except TreeFormatError as err:
+        # a malformed tree is a malformed bundle: callers catch one error type for both
+        msg = str(err)
+        raise BundleError(msg if msg.startswith(ctx.archive.label) else f"{ctx.where}: {msg}") from None
 
 
 def _n_features(ctx: NodeContext, forest: CompiledForest) -> int:
