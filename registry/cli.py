@@ -19,7 +19,7 @@ def message_json(message: Any) -> Any:
             value = getattr(message, field.name)
             if field.message_type is not None and field.message_type.GetOptions().map_entry:
                 out[field.name] = {k: message_json(v) for k, v in value.items()}
-            elif field.label == field.LABEL_REPEATED:
+            elif field.is_repeated:
                 out[field.name] = [message_json(v) for v in value]
             else:
                 out[field.name] = message_json(value)
