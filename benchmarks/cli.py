@@ -35,11 +35,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     fixture.set_defaults(func=_fixture)
 
     serve = commands.add_parser("sklearn-serve", help="serve a scikit-learn pickle over rtscore.v1.Scorer")
-    serve.add_argument("model", type=Path, help="classifier saved with joblib")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=0, help="0 picks a free port, printed once listening")
-    serve.add_argument("--threads", type=int, default=4, help="gRPC worker threads")
-    serve.add_argument("--name", default="model", help="model name reported in responses")
+    from benchmarks.sklearn_server import add_serve_arguments
+
+    add_serve_arguments(serve)
     serve.set_defaults(func=_sklearn_serve)
 
     plot = commands.add_parser("plot", help="redraw the PNG of a report JSON")

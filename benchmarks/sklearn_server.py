@@ -6,6 +6,8 @@ generator can measure it exactly like the rtscore scorer.
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Sequence
 from concurrent import futures
 from pathlib import Path
@@ -120,3 +122,29 @@ def serve(model: Path, host: str, port: int, threads: int, name: str) -> None:
         server.wait_for_termination()
     except KeyboardInterrupt:
         server.stop(grace=1.0)
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `rtscore bench sklearn-serve` (and of `python -m benchmarks.sklearn_server`)."""
+    parser.add_argument("model", type=Path, help="classifier saved with joblib")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port, printed once listening")
+    parser.add_argument("--threads", type=int, default=4, help="gRPC worker threads")
+    parser.add_argument("--name", default="model", help="model name reported in responses")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the pickle; errors become one line on stderr."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.sklearn_server", description=__doc__)
+    add_serve_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        serve(args.model, args.host, args.port, args.threads, args.name)
+    except RtscoreError as err:
+        print(f"sklearn server: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import selectors
-import shutil
 import subprocess
 import sys
 import time
@@ -54,10 +53,19 @@ class ServerProcess:
 
     def start(self) -> None:
         """Start the server and wait until it names its port."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the process without waiting, so several servers can boot at once."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
+
+    def wait_ready(self) -> None:
+        """Wait until the launched server names its port; stop it and raise Unavailable if it does not."""
+        assert self.process is not None
         assert self.process.stdout is not None
         deadline = time.monotonic() + self.startup_timeout
         with selectors.DefaultSelector() as selector:
@@ -106,32 +114,15 @@ def _drain_in_background(process: subprocess.Popen[str]) -> None:
 
 def sklearn_server(model: Path, threads: int = 4) -> ServerProcess:
     """The *before* target: the pickle behind a minimal Python gRPC server."""
-    command = rtscore_command("bench", "sklearn-serve", str(model), "--port", "0", "--threads", str(threads))
-    return ServerProcess("before", command)
-
-
-def scorer_serve_help() -> str:
-    """`rtscore scorer serve --help`, or FailedPrecondition when the scorer service is not built yet."""
-    run = subprocess.run(
-        rtscore_command("scorer", "serve", "--help"), capture_output=True, text=True, timeout=60, check=False
-    )
-    if run.returncode != 0:
-        reason = (run.stderr.strip().splitlines() or ["no output"])[-1]
-        raise FailedPrecondition(f"`rtscore scorer serve` is not available: {reason}")
-    return run.stdout
+    # `python -m benchmarks.sklearn_server` skips the CLI's imports of every other service.
+    command = [sys.executable, "-m", "benchmarks.sklearn_server", str(model), "--port", "0"]
+    return ServerProcess("before", [*command, "--threads", str(threads)])
 
 
 def rtscore_scorer(bundle: Path, model: str, workers: int, extra: Sequence[str] = ()) -> ServerProcess:
     """An rtscore scorer hosting `bundle` as `model` with `workers` processes on a free port."""
-    help_text = scorer_serve_help()
-    command = rtscore_command("scorer", "serve", "--port", "0")
-    for flag, value in (("--workers", str(workers)), ("--bundle", str(bundle)), ("--model", model)):
-        if flag not in help_text:
-            raise FailedPrecondition(f"`rtscore scorer serve` has no {flag} option; the harness needs it")
-        command += [flag, value]
-    return ServerProcess(f"rtscore-{workers}w", [*command, *extra])
-
-
-def java_available() -> bool:
-    """True when a `java` executable is on PATH."""
-    return shutil.which("java") is not None
+    command = rtscore_command(
+        "scorer", "serve", "--port", "0", "--workers", str(workers), "--model", f"{model}={bundle}"
+    )
+    # Logs at WARNING keep per-call log lines out of the latency being measured.
+    return ServerProcess(f"rtscore-{workers}", [*command, "--log-level", "WARNING", *extra])

@@ -1,0 +1,184 @@
+"""`rtscore bench compare`: before (sklearn over gRPC), MLeap's JVM runtime and rtscore in one run."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rtscore.errors import FailedPrecondition, InvalidArgument, RtscoreError
+
+ALL_TARGETS = ("before", "mleap", "rtscore-1", "rtscore-2")
+P99_LIMIT_MS = 10.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and how hard each part of a comparison runs."""
+
+    rounds: int
+    seconds: float  # measured seconds per target, over all rounds
+    warmup: float
+    probe_seconds: float
+    frame_rows: int
+    extra_rates: tuple[float, ...]
+    sweep_steps: int
+    sweep_seconds: float
+    mleap_iterations: int
+
+
+FULL = Plan(
+    rounds=3,
+    seconds=30.0,
+    warmup=3.0,
+    probe_seconds=3.0,
+    frame_rows=10_000,
+    extra_rates=(500.0,),
+    sweep_steps=8,
+    sweep_seconds=8.0,
+    mleap_iterations=5_000,
+)
+QUICK = Plan(
+    rounds=2,
+    seconds=3.0,
+    warmup=0.5,
+    probe_seconds=1.0,
+    frame_rows=500,
+    extra_rates=(),
+    sweep_steps=0,
+    sweep_seconds=0.0,
+    mleap_iterations=300,
+)
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `rtscore bench compare`."""
+    parser.add_argument("--quick", action="store_true", help="small forest, short runs (under 60 s)")
+    parser.add_argument("--targets", default=",".join(ALL_TARGETS), help=f"subset of {','.join(ALL_TARGETS)}")
+    parser.add_argument("--rate", type=float, help="common rate (default: half what the slowest sustains)")
+    parser.add_argument("--seconds", type=float, help="measured seconds per target, split over the rounds")
+    parser.add_argument("--rounds", type=int, help="alternations of the targets")
+    parser.add_argument("--batch", type=int, default=1, help="rows per request")
+    parser.add_argument("--model-file", type=Path, help="sklearn joblib pickle instead of the fixture's")
+    parser.add_argument("--bundle", type=Path, help="Bundle.ML of the same model instead of the fixture's")
+    parser.add_argument(
+        "--frame", type=Path, help="MLeap JSON LeapFrame of input rows instead of the fixture's"
+    )
+    parser.add_argument("--json", type=Path, help="write the report here, and a PNG beside it")
+
+
+def fixture_for(quick: bool) -> dict[str, Any]:
+    """The cached seed-scale fixture (small with `quick`): paths and meta, built on first use."""
+    try:
+        from benchmarks.fixture import SMALL, build_fixture
+    except ImportError as err:
+        raise FailedPrecondition(f"the seed-scale fixture is not available: {err}") from err
+    paths = build_fixture(SMALL["trees"], SMALL["target_nodes"]) if quick else build_fixture()
+    meta: dict[str, Any] = json.loads(paths.meta_json.read_text())
+    return {"model_file": paths.model_joblib, "bundle": paths.bundle, "frame": paths.frame_json, **meta}
+
+
+def forest_facts(estimator: Any) -> dict[str, Any]:
+    """Trees, nodes and depth of a fitted scikit-learn forest (or one tree)."""
+    trees = getattr(estimator, "estimators_", None) or [estimator]
+    if not all(hasattr(t, "tree_") for t in trees):
+        return {"estimator": type(estimator).__name__}
+    fitted = [t.tree_ for t in trees]
+    return {
+        "estimator": type(estimator).__name__,
+        "trees": len(fitted),
+        "nodes": int(sum(t.node_count for t in fitted)),
+        "max_depth": int(max(t.max_depth for t in fitted)),
+    }
+
+
+def _targets(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = sorted(set(names) - set(ALL_TARGETS))
+    if unknown or not names:
+        raise InvalidArgument(f"unknown targets {unknown}: choose from {', '.join(ALL_TARGETS)}")
+    return names
+
+
+def _inputs(args: argparse.Namespace, plan: Plan) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(fixture facts and paths, the LeapFrame every target scores)."""
+    from benchmarks.frames import load_leap_frame
+    from benchmarks.sklearn_server import load_estimator
+
+    if args.model_file is None:
+        fixture = fixture_for(args.quick)
+    else:
+        fixture = {"model_file": args.model_file, "bundle": args.bundle, "frame": args.frame}
+        fixture.update(forest_facts(load_estimator(args.model_file)))
+    frame_path = args.frame or fixture.get("frame")
+    if frame_path is None:
+        raise InvalidArgument("--model-file needs --frame: the rows every target scores")
+    frame = load_leap_frame(Path(frame_path))
+    # The same rows for everyone, cut so request preparation stays small.
+    frame["rows"] = frame["rows"][: plan.frame_rows]
+    return fixture, frame
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Run the comparison and print the table; 0 when every requested target ran."""
+    from benchmarks import report
+
+    plan = QUICK if args.quick else FULL
+    if args.seconds is not None or args.rounds is not None:
+        plan = _replace(plan, args)
+    names = _targets(args.targets)
+    fixture, frame = _inputs(args, plan)
+    from benchmarks.session import CompareSession
+
+    say = functools.partial(_say, time.monotonic())
+    with CompareSession(fixture, frame, plan, args.batch, say) as session:
+        skipped = session.start(names)
+        runs, rate_note = session.measure(args.rate)
+        runs += session.mleap() if "mleap" in names and "mleap" not in skipped else []
+    skipped.update(session.skipped)
+    facts = {k: v for k, v in fixture.items() if k not in ("model_file", "bundle", "frame")}
+    paths = {k: str(fixture[k]) for k in ("model_file", "bundle", "frame") if fixture.get(k)}
+    data = report.build_report(
+        runs,
+        facts,
+        compare={
+            "rate": rate_note,
+            "skipped": skipped,
+            "inputs": paths,
+            "batch": args.batch,
+            "rounds": plan.rounds,
+        },
+    )
+    print()
+    print(report.compare_table(runs))
+    print(f"\ncommon rate: {rate_note.get('rate'):g}/s ({rate_note.get('reason')})")
+    for name, reason in skipped.items():
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    if args.json:
+        png = report.write_report(data, args.json)
+        print(f"wrote {args.json} and {png}")
+    return 1 if skipped else 0
+
+
+def _replace(plan: Plan, args: argparse.Namespace) -> Plan:
+    from dataclasses import replace
+
+    return replace(plan, seconds=args.seconds or plan.seconds, rounds=args.rounds or plan.rounds)
+
+
+def _say(started: float, text: str) -> None:
+    print(f"[{time.monotonic() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+
+def nice_rate(rate: float) -> float:
+    """Round a rate down to 1, 2 or 5 times a power of ten, so reports use recognisable numbers."""
+    if rate <= 0 or not math.isfinite(rate):
+        raise RtscoreError(f"cannot pick a common rate from {rate}")
+    scale = 10 ** math.floor(math.log10(rate))
+    return float(max(m for m in (1, 2, 5, 10) if m * scale <= rate + 1e-9) * scale)

@@ -1,0 +1,221 @@
+"""One comparison session: start the targets, find a common rate, run them alternately, time MLeap."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from benchmarks import clients, report
+from benchmarks.frames import score_requests
+from benchmarks.histogram import LatencyRecorder
+from benchmarks.loadgen import LoadSpec, RunResult
+from benchmarks.progress import ProgressBar
+from benchmarks.targets import ServerProcess, rtscore_scorer, sklearn_server
+from rtscore.errors import RtscoreError
+
+if TYPE_CHECKING:
+    from benchmarks.compare import Plan
+
+MODEL_NAME = "bench"
+# Past this fraction of failed calls a rate is not sustained, whatever the latency.
+_ERROR_BUDGET = 0.01
+
+
+class CompareSession:
+    """Owns the target servers of one `rtscore bench compare` and measures them."""
+
+    def __init__(
+        self,
+        fixture: dict[str, Any],
+        frame: dict[str, Any],
+        plan: Plan,
+        batch: int,
+        say: Callable[[str], None],
+    ) -> None:
+        self.fixture = fixture
+        self.frame = frame
+        self.plan = plan
+        self.batch = batch
+        self.say = say
+        self.requests = score_requests(frame, MODEL_NAME, batch)
+        self.servers: dict[str, ServerProcess] = {}
+        self.skipped: dict[str, str] = {}
+        self._stack = ExitStack()
+
+    def __enter__(self) -> CompareSession:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stack.close()
+
+    def start(self, names: list[str]) -> dict[str, str]:
+        """Start every requested gRPC target; those that cannot start are returned with the reason."""
+        launched: dict[str, ServerProcess] = {}
+        for name in names:
+            if name == "mleap":
+                continue
+            try:
+                server = self._server(name)
+            except RtscoreError as err:
+                self.skipped[name] = str(err)
+                continue
+            self.say(f"starting {name}: {' '.join(server.command[1:])}")
+            server.launch()
+            self._stack.callback(server.stop)
+            launched[name] = server
+        if "mleap" in names:
+            self._check_mleap()  # builds the JVM harness if needed while the servers boot
+        for name, server in launched.items():
+            try:
+                server.wait_ready()
+                self.servers[name] = server
+            except RtscoreError as err:
+                self.skipped[name] = str(err)
+        return self.skipped
+
+    def _server(self, name: str) -> ServerProcess:
+        if name == "before":
+            return sklearn_server(Path(self.fixture["model_file"]))
+        bundle = self.fixture.get("bundle")
+        if not bundle:
+            raise RtscoreError("no bundle given (--bundle) for the rtscore scorer")
+        return rtscore_scorer(Path(bundle), MODEL_NAME, workers=int(name.split("-")[1]))
+
+    def _check_mleap(self) -> None:
+        try:
+            from scorer.reference import ReferenceHarness
+        except ImportError as err:
+            self.skipped["mleap"] = f"the reference harness is not available: {err}"
+            return
+        if not self.fixture.get("bundle"):
+            self.skipped["mleap"] = "no bundle given (--bundle) for MLeap's runtime"
+            return
+        harness = ReferenceHarness()
+        if harness.layout.is_built():
+            return
+        self.say("building the MLeap reference harness with Maven (first use only)")
+        try:
+            harness.build()
+        except RtscoreError as err:
+            self.skipped["mleap"] = str(err)
+
+    def _load(self, name: str, rate: float | None, seconds: float, warmup: float, seed: int) -> RunResult:
+        target = self.servers[name].target
+        if rate is None:
+            spec = LoadSpec(target, mode="closed", duration=seconds, warmup=warmup)
+        else:
+            spec = LoadSpec(target, rate=rate, duration=seconds, warmup=warmup, seed=seed)
+        label = f"{name} {'closed' if rate is None else f'@{rate:g}/s'}"
+        bar = ProgressBar(label, clients.expected_seconds(spec))
+        try:
+            return clients.run(spec, self.requests, 1, bar)
+        finally:
+            bar.close()
+
+    def measure(self, rate: float | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Alternating open-loop runs of every started target at one common rate, then rtscore's extras."""
+        from benchmarks.compare import nice_rate
+
+        names = list(self.servers)
+        if not names:
+            return [], {"rate": 0.0, "reason": "no gRPC target started"}
+        note: dict[str, Any]
+        if rate is None:
+            capacity = {
+                n: self._load(n, None, self.plan.probe_seconds, min(self.plan.warmup, 0.5), 0).achieved_rate
+                for n in names
+            }
+            slowest = min(capacity, key=lambda n: capacity[n])
+            rate = nice_rate(capacity[slowest] / 2)
+            reason = f"half of what {slowest} answers with one caller ({capacity[slowest]:.0f}/s)"
+            note = {"rate": rate, "limited_by": slowest, "reason": reason, "one_caller_rate": capacity}
+        else:
+            note = {"rate": rate, "limited_by": None, "reason": "given with --rate"}
+        self.say(f"common rate {rate:g}/s: {note['reason']}")
+        merged: dict[str, RunResult] = {}
+        per_round = self.plan.seconds / self.plan.rounds
+        for r in range(self.plan.rounds):
+            # Rotating the order spreads machine drift (heat, page cache, neighbours) over every target.
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                warmup = self.plan.warmup if r == 0 else min(self.plan.warmup, 0.5)
+                result = self._load(name, rate, per_round, warmup, seed=r)
+                merged[name] = _combine(merged[name], result) if name in merged else result
+        runs = [report.run_record(n, merged[n], batch=self.batch) for n in names]
+        runs += self._rtscore_extras(names, rate, note)
+        return runs, note
+
+    def _rtscore_extras(self, names: list[str], common: float, note: dict[str, Any]) -> list[dict[str, Any]]:
+        ours = [n for n in names if n.startswith("rtscore")]
+        if not ours:
+            return []
+        name = ours[-1]  # the most workers: rtscore as it would be deployed on this machine
+        runs = []
+        for rate in self.plan.extra_rates:
+            result = self._load(name, rate, self.plan.sweep_seconds, self.plan.warmup, seed=0)
+            runs.append(report.run_record(f"{name}@{rate:g}", result, batch=self.batch))
+        rate, under = common, None
+        for _ in range(self.plan.sweep_steps):
+            rate = rate * 1.5
+            result = self._load(name, rate, self.plan.sweep_seconds, self.plan.warmup, seed=0)
+            summary = result.recorder.summary()
+            failed = sum(result.recorder.errors.values()) > _ERROR_BUDGET * max(result.sent, 1)
+            if summary is None or summary.p99 > 10.0 or failed or result.short:
+                runs.append(report.run_record(f"{name}-p99-over-10ms@{rate:g}", result, batch=self.batch))
+                note["rtscore_p99_10ms"] = {"target": name, "last_rate_under": under, "first_rate_over": rate}
+                break
+            under = rate
+        return runs
+
+    def mleap(self) -> list[dict[str, Any]]:
+        """MLeap's JVM runtime transforming the same rows in-process, back to back (no network)."""
+        from scorer.reference import ReferenceHarness
+
+        iterations = self.plan.mleap_iterations
+        self.say(f"timing MLeap's in-process transform: {iterations} calls")
+        try:
+            bench = ReferenceHarness().bench(
+                Path(self.fixture["bundle"]),
+                self.frame,
+                iterations=iterations,
+                warmup=max(iterations // 5, 50),
+                batch=self.batch,
+            )
+        except RtscoreError as err:
+            self.skipped["mleap"] = str(err)
+            return []
+        latency = {k: bench["latency_ms"].get(k) for k in ("avg", "p50", "p90", "p95", "p99", "p999", "max")}
+        latency["stddev"] = bench["latency_ms"].get("stddev")
+        avg = latency["avg"] or 0.0
+        return [
+            {
+                "name": "mleap-jvm-inprocess",
+                "target": "in-process (MLeap JVM runtime, no network)",
+                "mode": "closed",
+                "rate": None,
+                "achieved_rate": round(1000.0 / avg, 2) if avg > 0 else 0.0,
+                "requests": bench.get("iterations", iterations),
+                "errors": {},
+                "latency_ms": latency,
+                "batch": self.batch,
+                "note": "transform timed back to back in one JVM: a floor without gRPC, not a served latency",
+                "mleap": {k: v for k, v in bench.items() if k != "latency_ms"},
+            }
+        ]
+
+
+def _combine(first: RunResult, more: RunResult) -> RunResult:
+    """Two rounds of one target as one run; the timeline continues where the first one ended."""
+    recorder = LatencyRecorder()
+    recorder.merge(first.recorder)
+    recorder.merge(more.recorder, offset_s=first.window_s)
+    lag = {k: max(first.send_lag_ms[k], more.send_lag_ms[k]) for k in first.send_lag_ms}
+    window = first.window_s + more.window_s
+    spec = replace(first.spec, duration=(first.spec.duration or 0) + (more.spec.duration or 0))
+    return RunResult(spec, recorder, first.sent + more.sent, window, lag, first.processes)
