@@ -17,6 +17,12 @@ from rtscore.localservices.settings import LocalServicesSettings
 from rtscore.localservices.state import ServiceRecord, StateFile
 
 Probe = Callable[[str, float], str | None]
+Starter = Callable[[ServiceRecord | None], ServiceRecord]
+# The variable that names an existing server for each service, and how to check that it answers.
+_EXTERNAL: dict[str, tuple[str, Probe]] = {
+    "postgres": ("RTSCORE_DATABASE_URL", postgres_answers),
+    "kafka": ("RTSCORE_KAFKA_BOOTSTRAP", kafka_answers),
+}
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # A service that was up a moment ago answers at once; this bounds the re-check on a repeated `up`.
 _RECHECK_S = 10.0
@@ -83,36 +89,33 @@ class LocalServices:
         return fetch_jars(self.kafka_libs, self.kafka_pom, self.settings.fetch_timeout_s)
 
     def up(self) -> ServiceEndpoints:
-        """Start whatever is not running yet, check both answer, record them and return where."""
+        """Start whatever is not running yet, check both answer, record what was started, return where."""
+        given = self.settings
         with self._state.locked():
             records = self._state.load()
-            records["postgres"] = self._up_postgres(records.get("postgres"))
-            self._state.save(records)
-            records["kafka"] = self._up_kafka(records.get("kafka"))
-            self._state.save(records)
-        return ServiceEndpoints(records["postgres"].address, records["kafka"].address)
+            database_url = self._bring_up(records, "postgres", given.database_url, self._up_postgres)
+            bootstrap = self._bring_up(records, "kafka", given.kafka_bootstrap, self._up_kafka)
+        return ServiceEndpoints(database_url, bootstrap)
 
     def down(self) -> None:
-        """Stop the services started here (never external ones) and forget them."""
+        """Stop the services `up` started under this root (never external ones) and forget them."""
         with self._state.locked():
-            records = self._state.load()
-            kafka = records.get("kafka")
-            if kafka is None or kafka.managed:
-                self._broker.stop(kafka.pid if kafka else self._broker.find_pid())
-            postgres = records.get("postgres")
-            if postgres is None or postgres.managed:
-                self._cluster().stop()
+            kafka = self._state.load().get("kafka")
+            self._broker.stop(kafka.pid if kafka is not None else self._broker.find_pid())
+            self._cluster().stop()
             self._state.save({})
 
     def endpoints(self) -> ServiceEndpoints:
-        """Where the running services answer; `ServicesNotRunning` when `up` has not been run."""
-        records = self._state.load()
-        missing = [name for name in ("postgres", "kafka") if name not in records]
-        if missing or not all(s.running for s in self.status()):
+        """Where the services answer; `ServicesNotRunning` when a local one is not up."""
+        by_name = {status.name: status for status in self.status()}
+        stopped = [name for name, status in by_name.items() if not status.running or status.address is None]
+        if stopped:
             raise ServicesNotRunning(
-                f"local services are not running under {self.state_dir}: run `rtscore services up`"
+                f"{' and '.join(stopped)} not running (state in {self.state_dir}): run `rtscore services up`"
             )
-        return ServiceEndpoints(records["postgres"].address, records["kafka"].address)
+        records = self._state.load()
+        database_url = self.settings.database_url or records["postgres"].address
+        return ServiceEndpoints(database_url, self.settings.kafka_bootstrap or records["kafka"].address)
 
     def status(self) -> list[ServiceStatus]:
         """What runs where, checked now (external services by a short request)."""
@@ -127,72 +130,66 @@ class LocalServices:
         account = service_account(self.settings.service_user)
         return PostgresCluster(self.state_dir, self.settings, account)
 
-    def _external(self, address: str, answers: Probe, what: str) -> ServiceRecord:
-        _require(answers(address, self.settings.start_timeout_s), what, address)
-        return ServiceRecord(managed=False, address=address)
+    def _bring_up(
+        self, records: dict[str, ServiceRecord], name: str, given: str | None, start: Starter
+    ) -> str:
+        """The address of service `name`: the one `given` in the environment once it answers, else ours."""
+        if given:
+            variable, answers = _EXTERNAL[name]
+            problem = answers(given, self.settings.start_timeout_s)
+            _require(problem, f"the server at {variable} ({_redact(given)})")
+            return given
+        records[name] = start(records.get(name))
+        self._state.save(records)
+        return records[name].address
 
     def _up_postgres(self, previous: ServiceRecord | None) -> ServiceRecord:
-        url = self.settings.database_url
-        if url and not _is_ours(previous, url):
-            return self._external(url, postgres_answers, "Postgres at RTSCORE_DATABASE_URL")
         cluster = self._cluster()
         pid = cluster.running_pid()
-        if pid is not None and previous is not None and previous.managed and previous.port is not None:
+        if pid is not None and previous is not None:
             problem = postgres_answers(previous.address, _RECHECK_S)
-            _require(problem, "the running local Postgres", previous.address)
-            return ServiceRecord(managed=True, address=previous.address, pid=pid, port=previous.port)
+            _require(problem, f"the running local Postgres ({previous.address})")
+            return ServiceRecord(address=previous.address, pid=pid, port=previous.port)
         cluster.stop()  # running without a record: restart it on a port we know
-        port = _reuse_or_new(previous.port if previous else None)
-        run = cluster.start(port)
-        return ServiceRecord(managed=True, address=run.url, pid=run.pid, port=run.port)
+        run = cluster.start(_reuse_or_new(previous.port if previous else None))
+        return ServiceRecord(address=run.url, pid=run.pid, port=run.port)
 
     def _up_kafka(self, previous: ServiceRecord | None) -> ServiceRecord:
-        bootstrap = self.settings.kafka_bootstrap
-        if bootstrap and not _is_ours(previous, bootstrap):
-            return self._external(bootstrap, kafka_answers, "Kafka at RTSCORE_KAFKA_BOOTSTRAP")
-        if previous is not None and previous.managed and self._broker.owns(previous.pid):
-            _require(kafka_answers(previous.address, _RECHECK_S), "the running local Kafka", previous.address)
+        if previous is not None and self._broker.owns(previous.pid):
+            problem = kafka_answers(previous.address, _RECHECK_S)
+            _require(problem, f"the running local Kafka ({previous.address})")
             return previous
         fetch_jars(self.kafka_libs, self.kafka_pom, self.settings.fetch_timeout_s)
         self._broker.stop(self._broker.find_pid())
         port = _reuse_or_new(previous.port if previous else None)
         controller = _reuse_or_new(self._broker.formatted_controller_port(), avoid={port})
         run = self._broker.start(port, controller)
-        return ServiceRecord(
-            managed=True,
-            address=run.bootstrap,
-            pid=run.pid,
-            port=run.port,
-            controller_port=run.controller_port,
-        )
+        return ServiceRecord(address=run.bootstrap, pid=run.pid, port=run.port, controller_port=controller)
 
     def _postgres_status(self, record: ServiceRecord | None) -> ServiceStatus:
-        if record is not None and not record.managed:
-            running = postgres_answers(record.address, 2.0) is None
-            return ServiceStatus("postgres", running, False, _redact(record.address), None, "external server")
+        url = self.settings.database_url
+        if url:
+            running = postgres_answers(url, 2.0) is None
+            return ServiceStatus("postgres", running, False, _redact(url), None, "RTSCORE_DATABASE_URL")
         cluster = self._cluster()
         pid = cluster.running_pid()
         address = _redact(record.address) if record is not None and pid is not None else None
         return ServiceStatus("postgres", pid is not None, True, address, pid, f"data in {cluster.data}")
 
     def _kafka_status(self, record: ServiceRecord | None) -> ServiceStatus:
-        if record is not None and not record.managed:
-            running = kafka_answers(record.address, 2.0) is None
-            return ServiceStatus("kafka", running, False, record.address, None, "external cluster")
+        bootstrap = self.settings.kafka_bootstrap
+        if bootstrap:
+            running = kafka_answers(bootstrap, 2.0) is None
+            return ServiceStatus("kafka", running, False, bootstrap, None, "RTSCORE_KAFKA_BOOTSTRAP")
         pid = record.pid if record is not None and self._broker.owns(record.pid) else self._broker.find_pid()
         address = record.address if record is not None and pid is not None else None
         where = f"data in {self._broker.data}, log {self._broker.log}"
         return ServiceStatus("kafka", pid is not None and is_alive(pid), True, address, pid, where)
 
 
-def _is_ours(previous: ServiceRecord | None, address: str) -> bool:
-    """Whether an address from the environment is the one `up` itself started (e.g. exported by `env`)."""
-    return previous is not None and previous.managed and previous.address == address
-
-
-def _require(problem: str | None, what: str, address: str) -> None:
+def _require(problem: str | None, what: str) -> None:
     if problem is not None:
-        raise ServiceFailed(f"{what} ({_redact(address)}) does not answer: {problem}")
+        raise ServiceFailed(f"{what} does not answer: {problem}")
 
 
 def _reuse_or_new(port: int | None, avoid: frozenset[int] | set[int] = frozenset()) -> int:

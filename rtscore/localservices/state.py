@@ -7,16 +7,15 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 
 @dataclass
 class ServiceRecord:
-    """One service as `up` left it: started here (`managed`) or provided by the user."""
+    """A service `up` started: where it answers, its pid and ports."""
 
-    managed: bool
     address: str
     pid: int | None = None
     port: int | None = None
@@ -49,12 +48,13 @@ class StateFile:
             return {}
         if not isinstance(raw, dict):
             return {}
+        known = {field.name for field in fields(ServiceRecord)}
         records: dict[str, ServiceRecord] = {}
-        for name, fields in raw.items():
+        for name, values in raw.items():
             try:
-                records[name] = ServiceRecord(**fields)
-            except TypeError:
-                continue  # a record from another rtscore version: treat the service as unknown
+                records[name] = ServiceRecord(**{k: v for k, v in values.items() if k in known})
+            except (TypeError, AttributeError):
+                continue  # unreadable: the service counts as not started by us
         return records
 
     def save(self, records: dict[str, ServiceRecord]) -> None:
