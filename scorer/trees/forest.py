@@ -42,8 +42,9 @@ class ForestArrays:
 class CompiledForest:
     """A forest ready to score: `sum_leaves(X)` = Σ_t weights[t] * values_t[leaf_t(x)] per row."""
 
-    def __init__(self, arrays: ForestArrays) -> None:
+    def __init__(self, arrays: ForestArrays, lanes: int = LOCKSTEP_TREES) -> None:
         self.arrays = arrays
+        self.lanes = lanes
         self._ints = arrays.nodes
         self._floats = arrays.nodes.view(np.float64)
         self._scratch = threading.local()
@@ -74,7 +75,7 @@ class CompiledForest:
         if leaf is None:
             # per-thread buffers: the kernel runs without the GIL, so threads must not share them
             scratch.leaf = leaf = np.empty(self.n_trees, dtype=np.int64)
-            scratch.lanes = np.empty(2 * LOCKSTEP_TREES, dtype=np.int64)
+            scratch.lanes = np.empty(2 * self.lanes, dtype=np.int64)
         a = self.arrays
         sum_leaves_kernel(self._ints, self._floats, a.roots, a.values, a.cat_meta, a.cat_values, rows, out,
                           leaf, scratch.lanes)  # fmt: skip

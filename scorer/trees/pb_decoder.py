@@ -139,10 +139,36 @@ def _doubles(buf, pos, end, wire, out, count):  # type: ignore[no-untyped-def]  
 
 
 @njit(cache=True, nogil=True)
+def _count_frames(buf: np.ndarray, big_endian_sizes: bool) -> int:  # pragma: no cover - numba
+    """How many size-prefixed messages the data holds, counting a cut-off last one."""
+    size = buf.shape[0]
+    pos = 0
+    count = 0
+    while pos < size:
+        if big_endian_sizes:
+            if pos + 4 > size:
+                return count + 1
+            length = (
+                (int(buf[pos]) << 24)
+                | (int(buf[pos + 1]) << 16)
+                | (int(buf[pos + 2]) << 8)
+                | int(buf[pos + 3])
+            )
+            pos += 4 + length
+        else:
+            length, pos = _varint(buf, pos, size)
+            if pos < 0:
+                return count + 1
+            pos += length
+        count += 1
+    return count
+
+
+@njit(cache=True, nogil=True)
 def _decode(buf, big_endian_sizes, max_feature):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Every node of the file into flat arrays; the last two results are (status, failing node)."""
     size = buf.shape[0]
-    cap = size // 3 + 1
+    cap = _count_frames(buf, big_endian_sizes) + 1
     kind = np.zeros(cap, dtype=np.int8)
     feature = np.zeros(cap, dtype=np.int64)
     threshold = np.zeros(cap, dtype=np.float64)
