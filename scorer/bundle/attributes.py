@@ -174,6 +174,21 @@ class Attributes:
         items = self._list(name, "data_shape", (Mapping, bundle_pb2.DataShape))
         return [_data_shape(x, f"{self.where}: attribute {name!r} item {i}") for i, x in enumerate(items)]
 
+    def data_shape(self, name: str) -> DataShape:
+        """One data shape, stored as a scalar (Spark's binarizer) or as a one-item list (sklearn's)."""
+        value = self._values.get(name)
+        if value is not None and value.kind == "list":
+            shapes = self.data_shapes(name)
+            if len(shapes) != 1:
+                raise BundleError(
+                    f"{self.where}: attribute {name!r} must hold one data shape, got {len(shapes)}"
+                )
+            return shapes[0]
+        raw = self._get(name, "scalar").get("data_shape")
+        if not isinstance(raw, Mapping | bundle_pb2.DataShape):
+            raise BundleError(f"{self.where}: attribute {name!r} must hold a data_shape")
+        return _data_shape(raw, f"{self.where}: attribute {name!r}")
+
     def tensor(self, name: str) -> np.ndarray:
         """A numeric tensor as a float64 array shaped by its dimensions."""
         data = self._get(name, "tensor")

@@ -111,18 +111,14 @@ def load_binarizer(ctx: NodeContext) -> Op:
     threshold = ctx.attrs.double("threshold")
     width = None
     if ctx.attrs.has("input_shapes"):
-        shapes = ctx.attrs.data_shapes("input_shapes") if _is_list(ctx, "input_shapes") else []
-        if shapes and shapes[0].base == "tensor":
-            width = shapes[0].dimensions[0] if shapes[0].dimensions else None
+        shape = ctx.attrs.data_shape("input_shapes")
+        if shape.base == "tensor":
+            if not shape.dimensions or len(shape.dimensions) != 1:
+                raise BundleError(
+                    f"{ctx.where}: attribute 'input_shapes' needs a one-dimensional tensor size"
+                )
+            width = shape.dimensions[0]
     return _unary(ctx, width, lambda x: (x > threshold).astype(np.float64))
-
-
-def _is_list(ctx: NodeContext, name: str) -> bool:
-    try:
-        ctx.attrs.data_shapes(name)
-    except BundleError:
-        return False
-    return True
 
 
 class Bucketizer(Op):
@@ -260,6 +256,7 @@ FACTORIES = {
     "min_max_scaler": load_min_max_scaler,
     "imputer": load_imputer,
     "binarizer": load_binarizer,
+    "sklearn_binarizer": load_binarizer,  # MLeap's name for the sklearn form with a one-item shape list
     "bucketizer": load_bucketizer,
     "math_unary": load_math_unary,
     "math_binary": load_math_binary,
