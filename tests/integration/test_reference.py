@@ -154,6 +154,15 @@ def test_frame_missing_inputs_is_one_clear_error(harness: ReferenceHarness) -> N
 
 
 @pytest.mark.jvm
+def test_truncated_bundle_is_one_clear_error(harness: ReferenceHarness, tmp_path: Path) -> None:
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes((FIXTURES / "demo.zip").read_bytes()[:2000])
+    with pytest.raises(ReferenceFailure, match=r"truncated\.zip cannot be opened as a zip file"):
+        harness.score(truncated, _frame("frame.demo.json"))
+    assert harness.score(FIXTURES / "demo.zip", _frame("frame.demo.json"))["rows"]
+
+
+@pytest.mark.jvm
 def test_bench_reports_latency_summary_after_warmup(harness: ReferenceHarness) -> None:
     summary = harness.bench(FIXTURES / "demo.zip", FIXTURES / "frame.demo.json", iterations=300, warmup=50)
 

@@ -1,5 +1,7 @@
 package dev.rtscore.reference;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,15 +25,18 @@ final class BundleFiles {
         if (!Files.exists(path)) {
             throw new HarnessException("bundle " + path + " does not exist");
         }
+        if (!Files.isDirectory(path) && !isZip(path)) {
+            throw new HarnessException("bundle " + path + " is neither a zip file nor a bundle directory");
+        }
         BundleFile file;
         try {
             file = BundleFile$.MODULE$.apply(uriFor(path));
-        } catch (RuntimeException e) {
-            throw new HarnessException("bundle " + path + " is not a zip file or a bundle directory", e);
+        } catch (Exception e) {
+            throw new HarnessException("bundle " + path + " cannot be opened as a zip file", e);
         }
         try {
             return file.<MleapContext, Transformer>load(context).get();
-        } catch (RuntimeException e) {
+        } catch (Exception e) {
             throw new HarnessException("MLeap could not load bundle " + path, e);
         } finally {
             file.close();
@@ -54,7 +59,7 @@ final class BundleFiles {
                 Files.createDirectories(absolute.getParent());
             }
             writer.save(uri, context).get();
-        } catch (RuntimeException | java.io.IOException e) {
+        } catch (Exception e) {
             throw new HarnessException("MLeap could not write bundle " + out, e);
         }
     }
@@ -66,6 +71,17 @@ final class BundleFiles {
             case "protobuf" -> SerializationFormat.Protobuf$.MODULE$;
             default -> throw new HarnessException("unknown bundle format '" + name + "' (json or protobuf)");
         };
+    }
+
+    private static boolean isZip(Path path) {
+        byte[] head = new byte[4];
+        try (InputStream in = Files.newInputStream(path)) {
+            // Every zip starts with a local file header (PK\3\4), or PK\5\6 when it is empty.
+            return in.readNBytes(head, 0, 4) == 4 && head[0] == 'P' && head[1] == 'K'
+                    && (head[2] == 3 || head[2] == 5);
+        } catch (IOException e) {
+            throw new HarnessException("cannot read bundle " + path, e);
+        }
     }
 
     private static URI uriFor(Path path) {

@@ -38,7 +38,7 @@ final class Frames {
     DefaultLeapFrame parse(byte[] bytes, String where) {
         try {
             return reader.fromBytes(bytes, StandardCharsets.UTF_8).get();
-        } catch (RuntimeException e) {
+        } catch (Exception e) {
             throw new HarnessException(where + " is not an MLeap JSON LeapFrame", e);
         }
     }
@@ -51,7 +51,7 @@ final class Frames {
                     .toBytes(StandardCharsets.UTF_8)
                     .get();
             return new String(bytes, StandardCharsets.UTF_8);
-        } catch (RuntimeException e) {
+        } catch (Exception e) {
             throw new HarnessException("MLeap could not write the result frame", e);
         }
     }
@@ -60,7 +60,7 @@ final class Frames {
     static DefaultLeapFrame transform(Transformer root, DefaultLeapFrame frame) {
         try {
             return root.transform(frame).get();
-        } catch (RuntimeException e) {
+        } catch (Exception e) {
             throw new HarnessException("MLeap could not transform the frame", e);
         }
     }

@@ -48,7 +48,8 @@ final class ServeLoop {
             String reply;
             try {
                 reply = "ok\t" + answer(line.split("\t", -1));
-            } catch (RuntimeException e) {
+            } catch (Exception e) {
+                // Exception, not RuntimeException: Scala code throws checked ones (ZipException) undeclared.
                 reply = "error\t" + HarnessException.oneLine(e);
             }
             out.println(reply);
