@@ -84,8 +84,8 @@ first = time.perf_counter() - started
 rng = np.random.default_rng(1)
 forest.sum_leaves(rng.normal(size=(2000, forest.n_features)))
 info = psutil.Process().memory_full_info()
-print(json.dumps({{"import_s": imported, "load_s": loaded, "first_row_ms": first * 1e3, "rss_mb": info.rss / 2**20,
-                  "uss_mb": info.uss / 2**20}}))
+print(json.dumps({{"import_s": imported, "load_s": loaded, "first_row_ms": first * 1e3,
+                  "rss_mb": info.rss / 2**20, "uss_mb": info.uss / 2**20}}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
@@ -157,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     warm = warm_load(cache_dir, key)
     print(
         f"warm load in a fresh process: import {warm['import_s'] * 1e3:.0f} ms, get_or_compile "
-        f"{warm['load_s'] * 1e3:.0f} ms, first row {warm['first_row_ms']:.2f} ms, RSS {warm['rss_mb']:.0f} MB "
-        f"(USS {warm['uss_mb']:.0f} MB) after 2000 rows"
+        f"{warm['load_s'] * 1e3:.0f} ms, first row {warm['first_row_ms']:.2f} ms, "
+        f"RSS {warm['rss_mb']:.0f} MB (USS {warm['uss_mb']:.0f} MB) after 2000 rows"
     )
     return 0
 
