@@ -10,40 +10,43 @@ from protos.rtscore.v1 import frame_pb2
 from scorer.frame import DataType, Field, FrameError, LeapFrame
 
 CT = frame_pb2.ColumnType
+# Plain module constants: the enum wrapper's attribute lookup is slow on the per-call path.
+UNSPECIFIED = frame_pb2.COLUMN_TYPE_UNSPECIFIED
+DOUBLE = frame_pb2.COLUMN_TYPE_DOUBLE
+INT64 = frame_pb2.COLUMN_TYPE_INT64
+STRING = frame_pb2.COLUMN_TYPE_STRING
+BOOL = frame_pb2.COLUMN_TYPE_BOOL
+TENSOR = frame_pb2.COLUMN_TYPE_DOUBLE_TENSOR
 _INTEGRAL = ("byte", "short", "int", "long")
 # The column type each LeapFrame scalar base travels as.
 _SCALAR_TYPE = {
-    "double": CT.COLUMN_TYPE_DOUBLE,
-    "float": CT.COLUMN_TYPE_DOUBLE,
-    **{b: CT.COLUMN_TYPE_INT64 for b in _INTEGRAL},
-    "string": CT.COLUMN_TYPE_STRING,
-    "boolean": CT.COLUMN_TYPE_BOOL,
+    "double": DOUBLE,
+    "float": DOUBLE,
+    **{b: INT64 for b in _INTEGRAL},
+    "string": STRING,
+    "boolean": BOOL,
 }
-# The LeapFrame base a column gets when the model does not say otherwise.
-_DEFAULT_BASE = {
-    CT.COLUMN_TYPE_DOUBLE: "double",
-    CT.COLUMN_TYPE_INT64: "long",
-    CT.COLUMN_TYPE_STRING: "string",
-    CT.COLUMN_TYPE_BOOL: "boolean",
-    CT.COLUMN_TYPE_DOUBLE_TENSOR: "double",
+# The LeapFrame type a column gets when the model does not say otherwise.
+_DEFAULT_TYPE: dict[int, DataType] = {
+    DOUBLE: DataType.scalar("double"),
+    INT64: DataType.scalar("long"),
+    STRING: DataType.scalar("string"),
+    BOOL: DataType.scalar("boolean"),
 }
 # The repeated field that carries each column type's values.
-_CARRIER = {
-    CT.COLUMN_TYPE_DOUBLE: "doubles",
-    CT.COLUMN_TYPE_INT64: "int64s",
-    CT.COLUMN_TYPE_STRING: "strings",
-    CT.COLUMN_TYPE_BOOL: "bools",
-    CT.COLUMN_TYPE_DOUBLE_TENSOR: "doubles",
-}
+_CARRIER = {DOUBLE: "doubles", INT64: "int64s", STRING: "strings", BOOL: "bools", TENSOR: "doubles"}
+_NUMPY = {DOUBLE: np.float64, INT64: np.int64, BOOL: np.bool_}
+# Below this many values np.fromiter beats np.asarray on a protobuf repeated field; above, the reverse.
+_SMALL = 64
 
 
 def column_type(dtype: DataType) -> tuple[frame_pb2.ColumnType, list[int]]:
     """The wire column type and per-row shape for a LeapFrame data type."""
     if dtype.shape == "tensor" and dtype.base in ("double", "float", *_INTEGRAL):
-        return CT.COLUMN_TYPE_DOUBLE_TENSOR, list(dtype.dimensions or ())
+        return TENSOR, list(dtype.dimensions or ())
     if dtype.shape == "scalar":
-        return _SCALAR_TYPE.get(dtype.base, CT.COLUMN_TYPE_UNSPECIFIED), []
-    return CT.COLUMN_TYPE_UNSPECIFIED, []
+        return _SCALAR_TYPE.get(dtype.base, UNSPECIFIED), []
+    return UNSPECIFIED, []
 
 
 def field_spec(field: Field) -> frame_pb2.FieldSpec:
@@ -60,53 +63,62 @@ def to_leap_frame(frame: frame_pb2.Frame, inputs: Mapping[str, Field]) -> LeapFr
     fields: list[Field] = []
     arrays: list[np.ndarray] = []
     for i, col in enumerate(frame.columns):
-        if not col.name:
+        name = col.name
+        if not name:
             raise FrameError(f"column {i} has no name")
-        declared = inputs.get(col.name)
         array = _decode_column(col, n)
-        fields.append(Field(col.name, _dtype_for(col, array, declared)))
+        fields.append(Field(name, _dtype_for(col.type, array, inputs.get(name))))
         arrays.append(array)
     return LeapFrame(fields, arrays, n)
 
 
 def _decode_column(col: frame_pb2.Column, n: int) -> np.ndarray:
-    where = f"column {col.name!r}"
     kind = col.type
     carrier = _CARRIER.get(kind)
     if carrier is None:
-        raise FrameError(f"{where}: unknown column type {kind}")
-    counts = {name: len(getattr(col, name)) for name in ("doubles", "int64s", "strings", "bools")}
-    if sum(counts.values()) != counts[carrier]:
-        raise FrameError(f"{where}: carries values in a field that does not match its type {CT.Name(kind)}")
-    if kind == CT.COLUMN_TYPE_DOUBLE_TENSOR:
+        raise FrameError(f"column {col.name!r}: unknown column type {kind}")
+    values = getattr(col, carrier)
+    count = len(values)
+    if len(col.doubles) + len(col.int64s) + len(col.strings) + len(col.bools) != count:
+        raise FrameError(
+            f"column {col.name!r}: carries values in a field that does not match its type {CT.Name(kind)}"
+        )
+    if kind == TENSOR:
         if len(col.shape) != 1 or col.shape[0] < 0:
-            raise FrameError(f"{where}: tensor shape must be one dimension >= 0, got {list(col.shape)}")
+            raise FrameError(
+                f"column {col.name!r}: tensor shape must be one dimension >= 0, got {list(col.shape)}"
+            )
         k = int(col.shape[0])
-        if len(col.doubles) != n * k:
-            got = len(col.doubles)
-            raise FrameError(f"{where}: tensor of shape [{k}] needs {n * k} values for {n} rows, got {got}")
-        return np.asarray(col.doubles, dtype=np.float64).reshape(n, k)
+        if count != n * k:
+            raise FrameError(
+                f"column {col.name!r}: tensor of shape [{k}] needs {n * k} values for {n} rows, got {count}"
+            )
+        return _numbers(values, np.float64, count).reshape(n, k)
     if col.shape:
-        raise FrameError(f"{where}: a scalar column must have no shape, got {list(col.shape)}")
-    if counts[carrier] != n:
-        raise FrameError(f"{where}: has {counts[carrier]} values for {n} rows")
-    if kind == CT.COLUMN_TYPE_DOUBLE:
-        return np.asarray(col.doubles, dtype=np.float64)
-    if kind == CT.COLUMN_TYPE_INT64:
-        return np.asarray(col.int64s, dtype=np.int64)
-    if kind == CT.COLUMN_TYPE_BOOL:
-        return np.asarray(col.bools, dtype=np.bool_)
-    return np.asarray(list(col.strings), dtype=object)
+        raise FrameError(f"column {col.name!r}: a scalar column must have no shape, got {list(col.shape)}")
+    if count != n:
+        raise FrameError(f"column {col.name!r}: has {count} values for {n} rows")
+    if kind == STRING:
+        return np.asarray(list(values), dtype=object)
+    return _numbers(values, _NUMPY[kind], count)
 
 
-def _dtype_for(col: frame_pb2.Column, array: np.ndarray, declared: Field | None) -> DataType:
-    if col.type == CT.COLUMN_TYPE_DOUBLE_TENSOR:
+def _numbers(values: Sequence[float], dtype: type, count: int) -> np.ndarray:
+    if count < _SMALL:
+        return np.fromiter(values, dtype, count)
+    return np.asarray(values, dtype=dtype)
+
+
+def _dtype_for(kind: int, array: np.ndarray, declared: Field | None) -> DataType:
+    if kind == TENSOR:
         return DataType.tensor("double", (int(array.shape[1]),))
-    if declared is not None and declared.dtype.shape == "scalar":
-        want = _SCALAR_TYPE.get(declared.dtype.base)
-        if want == col.type:
-            return DataType.scalar(declared.dtype.base, declared.dtype.nullable)
-    return DataType.scalar(_DEFAULT_BASE[col.type])
+    if (
+        declared is not None
+        and declared.dtype.shape == "scalar"
+        and _SCALAR_TYPE.get(declared.dtype.base) == kind
+    ):
+        return declared.dtype
+    return _DEFAULT_TYPE[kind]
 
 
 def check_inputs(frame: LeapFrame, inputs: Sequence[Field]) -> LeapFrame:
@@ -117,12 +129,12 @@ def check_inputs(frame: LeapFrame, inputs: Sequence[Field]) -> LeapFrame:
         got = frame.field(field.name).dtype
         want_kind, want_shape = column_type(field.dtype)
         got_kind, got_shape = column_type(got)
-        if want_kind == CT.COLUMN_TYPE_DOUBLE and got_kind == CT.COLUMN_TYPE_INT64:
+        if want_kind == DOUBLE and got_kind == INT64:
             # An integer where a double is read is exact: widen it rather than refuse the call.
             widened = frame.column(field.name).astype(np.float64)
             frame = frame.with_column(Field(field.name, field.dtype), widened)
             continue
-        if want_kind == CT.COLUMN_TYPE_UNSPECIFIED:
+        if want_kind == UNSPECIFIED:
             continue  # a type the wire cannot carry: the bundle itself decides
         if want_kind != got_kind:
             want = _describe(field.dtype)
@@ -146,17 +158,39 @@ def to_wire_frame(frame: LeapFrame, names: Sequence[str] | None = None) -> frame
         field, array = frame.field(name), frame.column(name)
         kind, shape = column_type(field.dtype)
         col = out.columns.add(name=name, type=kind, shape=shape)
-        if kind == CT.COLUMN_TYPE_DOUBLE_TENSOR:
+        if kind == TENSOR:
             col.shape[:] = [int(array.shape[1])]
-            col.doubles.extend(np.asarray(array, dtype=np.float64).ravel().tolist())
-        elif kind == CT.COLUMN_TYPE_DOUBLE:
-            col.doubles.extend(np.asarray(array, dtype=np.float64).tolist())
-        elif kind == CT.COLUMN_TYPE_INT64:
+            _put_doubles(col, array)
+        elif kind == DOUBLE:
+            _put_doubles(col, array)
+        elif kind == INT64:
             col.int64s.extend(np.asarray(array, dtype=np.int64).tolist())
-        elif kind == CT.COLUMN_TYPE_BOOL:
+        elif kind == BOOL:
             col.bools.extend(np.asarray(array, dtype=np.bool_).tolist())
-        elif kind == CT.COLUMN_TYPE_STRING:
+        elif kind == STRING:
             col.strings.extend("" if v is None else str(v) for v in array.tolist())
         else:
             raise FrameError(f"column {name!r}: type {_describe(field.dtype)} cannot be sent on the wire")
     return out
+
+
+def _put_doubles(col: frame_pb2.Column, array: np.ndarray) -> None:
+    values = np.ascontiguousarray(array, dtype="<f8").ravel()
+    if values.size < _SMALL:
+        col.doubles.extend(values.tolist())
+        return
+    # A packed double field is the little-endian bytes themselves: parsing them beats a per-value extend.
+    data = values.tobytes()
+    col.MergeFromString(_DOUBLES_TAG + _varint(len(data)) + data)
+
+
+_DOUBLES_TAG = bytes([frame_pb2.Column.DOUBLES_FIELD_NUMBER << 3 | 2])  # length-delimited (packed)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
