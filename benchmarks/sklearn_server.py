@@ -76,6 +76,11 @@ class SklearnScorer(scorer_pb2_grpc.ScorerServicer):
         """predict_proba on the frame's rows."""
         try:
             x = feature_matrix(request.frame, self.features)
+            expected = getattr(self.estimator, "n_features_in_", x.shape[1])
+            if x.shape[1] != expected:
+                raise InvalidArgument(
+                    f"frame has {x.shape[1]} feature values per row, the model takes {expected}"
+                )
         except RtscoreError as err:
             context.abort(err.code, str(err))
         proba = self.estimator.predict_proba(x)

@@ -7,10 +7,12 @@ import re
 import selectors
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from rtscore.errors import FailedPrecondition, Unavailable
 
@@ -34,6 +36,7 @@ class ServerProcess:
         self.process: subprocess.Popen[str] | None = None
         self.port: int | None = None
         self.output: list[str] = []
+        self._drain: threading.Thread | None = None
 
     @property
     def target(self) -> str:
@@ -87,29 +90,30 @@ class ServerProcess:
                 if match:
                     self.port = int(match.group(1))
         # Keep reading so a chatty server never blocks on a full pipe.
-        _drain_in_background(self.process)
+        self._drain = threading.Thread(target=_drain, args=(self.process.stdout,), daemon=True)
+        self._drain.start()
 
     def stop(self) -> None:
         """Ask the server to stop (SIGTERM), then kill it if it does not."""
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._drain is not None:
+            self._drain.join(timeout=5)
+            self._drain = None
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
-def _drain_in_background(process: subprocess.Popen[str]) -> None:
-    import threading
-
-    def drain() -> None:
-        assert process.stdout is not None
-        for _ in process.stdout:
-            pass
-
-    threading.Thread(target=drain, daemon=True).start()
+def _drain(stream: IO[str]) -> None:
+    for _ in stream:
+        pass
 
 
 def sklearn_server(model: Path, threads: int = 4) -> ServerProcess:
