@@ -16,6 +16,7 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
 
 from protos.rtscore.v1 import registry_pb2, registry_pb2_grpc
 from registry.catalog import BundleInspector, Catalog, inspect_with_scorer
@@ -111,6 +112,10 @@ async def running_registry(
             await server.stop(settings.grace_seconds)
 
         stack.push_async_callback(drain)
+        if settings.metrics_port is not None:
+            metrics_server, _ = start_http_server(settings.metrics_port, addr=settings.host)
+            stack.callback(metrics_server.server_close)  # runs after shutdown: exit callbacks run in reverse
+            stack.callback(metrics_server.shutdown)
         log.info("registry serving on %s:%d (store: %s)", settings.host, port, store.name)
         yield RunningRegistry(port, server, health_servicer, settings)
 

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from registry.catalog import Catalog, Registration
 from registry.evaluations import EvaluationReport, Evaluations
 from registry.history import read_history
 from registry.lifecycle import Lifecycle
+from registry.metrics import observe
 from registry.watch import Watches
 from rtscore.errors import InvalidArgument, RtscoreError
 
@@ -55,9 +57,11 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
         authorize(caller, name)
         return caller
 
-    async def fail(context: grpc.aio.ServicerContext, err: Exception) -> None:
+    async def fail(context: grpc.aio.ServicerContext, err: Exception, started: float) -> None:
         if isinstance(err, RtscoreError):
+            observe(name, err.code.name, time.perf_counter() - started)
             await context.abort(err.code, str(err))
+        observe(name, grpc.StatusCode.INTERNAL.name)
         log.exception("registry %s failed", name)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {name} (see the registry's log)")
 
@@ -65,22 +69,27 @@ def rpc(method: Callable[..., Any]) -> Callable[..., Any]:
 
         @functools.wraps(method)
         async def stream(self: RegistryServicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
             try:
                 caller = await caller_of(self, context)
                 async for item in method(self, request, context, caller):
                     yield item
-            except Exception as err:
-                await fail(context, err)
+                observe(name, "OK")
+            except Exception as err:  # every error must end the stream with a status
+                await fail(context, err, started)
 
         return stream
 
     @functools.wraps(method)
     async def unary(self: RegistryServicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
         try:
             caller = await caller_of(self, context)
-            return await method(self, request, context, caller)
-        except Exception as err:
-            await fail(context, err)
+            result = await method(self, request, context, caller)
+        except Exception as err:  # every error must end the call with a status
+            await fail(context, err, started)
+        observe(name, "OK", time.perf_counter() - started)
+        return result
 
     return unary
 
