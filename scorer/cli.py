@@ -78,7 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
 def model_specs(models: list[str], canaries: list[str]) -> list[Any]:
     """Parse `NAME=BUNDLE` and `NAME=FRAME.json:EXPECTED.json` options into model specs."""
     from scorer.service.canary import Canary
-    from scorer.service.server import ModelSpec
+    from scorer.service.model import ModelSpec
 
     paths = dict(_pair(m, "--model", "NAME=BUNDLE") for m in models)
     checks: dict[str, Canary] = {}

@@ -32,6 +32,16 @@ class ScoringModel(Protocol):
 ModelLoader = Callable[[str], ScoringModel]
 
 
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model the scorer should host: name, bundle path, optional version (default: digest) and canary."""
+
+    name: str
+    path: str
+    version: str = ""
+    canary: Canary | None = None
+
+
 @dataclass(eq=False)
 class HostedModel:
     """One loaded version of a model, with its canary, health and in-flight count."""

@@ -8,7 +8,6 @@ import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, suppress
-from dataclasses import dataclass
 from types import TracebackType
 
 import grpc
@@ -18,26 +17,15 @@ from grpc_reflection.v1alpha import reflection
 
 from protos.ml.combust.mleap.pb import grpc_pb2, grpc_pb2_grpc
 from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
-from scorer.service.canary import Canary
 from scorer.service.core import ScorerCore
 from scorer.service.health import HealthBoard
 from scorer.service.metrics import ScorerMetrics
 from scorer.service.mleap_api import MleapServicer
-from scorer.service.model import HostedModel, ModelLoader, ScoringModel
+from scorer.service.model import HostedModel, ModelLoader, ModelSpec, ScoringModel
 from scorer.service.scorer_api import ScorerServicer
 from scorer.service.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model to load at start: name, bundle path, optional version and canary."""
-
-    name: str
-    path: str
-    version: str = ""
-    canary: Canary | None = None
 
 
 def default_loader(path: str) -> ScoringModel:

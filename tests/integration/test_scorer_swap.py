@@ -16,7 +16,8 @@ import pytest
 from protos.rtscore.v1 import frame_pb2, scorer_pb2, scorer_pb2_grpc
 from scorer.bundle import load_bundle
 from scorer.frame import LeapFrame
-from scorer.service.server import ModelSpec, ScorerServer
+from scorer.service.model import ModelSpec
+from scorer.service.server import ScorerServer
 from scorer.service.settings import ScorerSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,9 @@ from rtscore.errors import InvalidArgument
 from scorer.frame import DataType, Field, LeapFrame
 from scorer.service.canary import Canary
 from scorer.service.core import ScorerCore
+from scorer.service.desired import reconcile
 from scorer.service.errors import CanaryFailed, Draining, ModelNotFound, OverloadError
+from scorer.service.model import ModelSpec
 
 DOUBLE = DataType.scalar("double")
 
@@ -261,3 +263,17 @@ async def test_drain_refuses_new_calls_and_waits_for_running_ones(pool: ThreadPo
     model.gate.set()
     await call
     await drain
+
+
+async def test_reconcile_loads_swaps_and_unloads_to_match_desired_state(pool: ThreadPoolExecutor) -> None:
+    loader = Loader()
+    loader.models.update({"/a1": SumModel(1.0), "/a2": SumModel(2.0), "/b": SumModel(0.0)})
+    core = make_core(pool, loader)
+    first = await reconcile(core, [ModelSpec("a", "/a1", "v1"), ModelSpec("b", "/b", "v1")])
+    assert (first.loaded, first.unloaded, first.failed) == (["a@v1", "b@v1"], [], {})
+    again = await reconcile(core, [ModelSpec("a", "/a1", "v1"), ModelSpec("b", "/b", "v1")])
+    assert (again.loaded, again.unloaded) == ([], []), "an unchanged desired state must not reload"
+    moved = await reconcile(core, [ModelSpec("a", "/a2", "v2"), ModelSpec("c", "/missing", "v1")])
+    assert (moved.loaded, moved.unloaded) == (["a@v2"], ["b@v1"])
+    assert "cannot read bundle /missing" in moved.failed["c"]
+    assert [h.ref for h in core.table.models()] == ["a@v2"]
