@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -97,7 +98,8 @@ class ForestCache:
             if folder.exists():
                 # a stale or corrupt entry: move it aside first so readers never see a half-replaced folder
                 discarded = Path(tempfile.mkdtemp(prefix=".discarded-", dir=self.directory))
-                os.replace(folder, discarded / "entry")
+                with contextlib.suppress(FileNotFoundError):  # another process moved it first
+                    os.replace(folder, discarded / "entry")
                 shutil.rmtree(discarded, ignore_errors=True)
             try:
                 os.replace(staging, folder)

@@ -40,7 +40,10 @@ class ForestArrays:
 
 
 class CompiledForest:
-    """A forest ready to score: `sum_leaves(X)` = Σ_t weights[t] * values_t[leaf_t(x)] per row."""
+    """A forest ready to score: `sum_leaves(X)` = Σ_t weights[t] * values_t[leaf_t(x)] per row.
+
+    `lanes` is how many trees one row walks in lockstep; the arrays may be memory-mapped read-only.
+    """
 
     def __init__(self, arrays: ForestArrays, lanes: int = LOCKSTEP_TREES) -> None:
         self.arrays = arrays
