@@ -98,7 +98,7 @@ class ReferenceHarness:
 
     def _serve(self) -> ServeSession:
         if self._session is None:
-            self._session = ServeSession(self.layout)
+            self._session = ServeSession(self.layout, reply_timeout=self.timeout)
         return self._session
 
     def _run(self, *args: str) -> str:

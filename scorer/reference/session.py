@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import select
 import subprocess
 import tempfile
+import time
 from typing import IO
 
 from rtscore.errors import InvalidArgument, Unavailable
@@ -15,9 +18,15 @@ class ReferenceFailure(InvalidArgument):
 
 
 class ServeSession:
-    """A `ReferenceMain serve` process and its line protocol (tab-separated request, one reply line)."""
+    """A `ReferenceMain serve` process and its line protocol (tab-separated request, one reply line).
 
-    def __init__(self, layout: HarnessLayout) -> None:
+    `reply_timeout` bounds each wait for a reply (the first one includes the JVM start and a bundle load);
+    a JVM that misses it is killed.
+    """
+
+    def __init__(self, layout: HarnessLayout, *, reply_timeout: float = 300.0) -> None:
+        self.reply_timeout = reply_timeout
+        self._pending = b""
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
         # stderr goes to a file: nobody reads it until the JVM dies, and a full pipe would block the JVM.
         self._process = subprocess.Popen(
@@ -25,14 +34,12 @@ class ServeSession:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            text=True,
-            encoding="utf-8",
-            bufsize=1,
+            bufsize=0,
         )
         status, _, version = self._read_reply().partition("\t")
         if status != "ready":
             self.close()
-            raise Unavailable(f"the reference harness did not start: unexpected greeting {status!r}")
+            raise Unavailable(f"the reference harness did not start: unexpected greeting {status[:80]!r}")
         self.mleap_version = version
 
     def request(self, *fields: str) -> str:
@@ -45,9 +52,11 @@ class ServeSession:
         stdin = self._process.stdin
         if stdin is None or self._process.poll() is not None:
             raise Unavailable(f"the reference harness JVM has exited: {self._last_stderr()}")
+        data = memoryview(("\t".join(fields) + "\n").encode("utf-8"))
         try:
-            stdin.write("\t".join(fields) + "\n")
-            stdin.flush()
+            # stdin is unbuffered, and a raw write to a pipe may take only part of a large frame.
+            while data:
+                data = data[stdin.write(data) or 0 :]
         except BrokenPipeError as err:
             raise Unavailable(f"the reference harness JVM has exited: {self._last_stderr()}") from err
         status, _, payload = self._read_reply().partition("\t")
@@ -67,17 +76,29 @@ class ServeSession:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        for stream in (self._process.stdin, self._process.stdout):
+            if stream is not None:
+                stream.close()
         self._stderr.close()
 
     def _read_reply(self) -> str:
         stdout = self._process.stdout
-        line = stdout.readline() if stdout is not None else ""
-        if not line:
-            self._process.wait()
-            raise Unavailable(f"the reference harness JVM exited unexpectedly: {self._last_stderr()}")
-        return line.rstrip("\n")
+        assert stdout is not None  # Popen was given stdout=PIPE
+        deadline = time.monotonic() + self.reply_timeout
+        while b"\n" not in self._pending:
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([stdout], [], [], max(remaining, 0.0))
+            if not ready:
+                self._process.kill()
+                self._process.wait()
+                raise Unavailable(f"the reference harness did not answer within {self.reply_timeout:g} s")
+            chunk = os.read(stdout.fileno(), 1 << 16)
+            if not chunk:
+                self._process.wait()
+                raise Unavailable(f"the reference harness JVM exited unexpectedly: {self._last_stderr()}")
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line.decode("utf-8")
 
     def _last_stderr(self) -> str:
         if self._stderr.closed:

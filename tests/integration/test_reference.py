@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import rtscore.cli
 from rtscore.errors import Unavailable
 from scorer.reference import ReferenceFailure, ReferenceHarness
 from scorer.reference.layout import HarnessLayout
+from scorer.reference.session import ServeSession
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(os.environ.get("RTSCORE_FIXTURES", ROOT.parent / "shared" / "fixtures" / "mleap"))
@@ -108,6 +110,8 @@ def test_score_keeps_inputs_and_appends_outputs(harness: ReferenceHarness, bundl
 @pytest.mark.jvm
 def test_demo_prediction_follows_its_scaler_and_coefficients(harness: ReferenceHarness) -> None:
     frame = _frame("frame.demo.json")
+    # Enough extra rows that request and reply each span many pipe buffers.
+    frame["rows"] += [[i * 0.37 - 400.0, (i % 17) * 1.5, 1e3 / (i + 1)] for i in range(3000)]
     result = harness.score(FIXTURES / "demo.zip", frame)
     with zipfile.ZipFile(FIXTURES / "demo.zip") as archive:
         models = {
@@ -210,3 +214,22 @@ def test_cli_names_a_missing_bundle_on_one_line(capsys: pytest.CaptureFixture[st
 def test_unbuilt_harness_says_how_to_build_it(tmp_path: Path) -> None:
     with pytest.raises(Unavailable, match=r"run `rtscore reference build`"):
         HarnessLayout(tmp_path).classpath()
+
+
+class _SilentAfterGreeting(HarnessLayout):
+    """A process that greets like the harness and then never answers: a hung JVM, without the JVM."""
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-c", "import time; print('ready\\t0.20.0', flush=True); time.sleep(60)"]
+
+
+def test_silent_harness_is_killed_after_the_reply_timeout(tmp_path: Path) -> None:
+    session = ServeSession(_SilentAfterGreeting(tmp_path), reply_timeout=0.5)
+    try:
+        assert session.mleap_version == "0.20.0"
+        with pytest.raises(Unavailable, match=r"did not answer within 0\.5 s"):
+            session.request("score", "bundle.zip", "{}")
+        with pytest.raises(Unavailable, match=r"has exited"):
+            session.request("score", "bundle.zip", "{}")
+    finally:
+        session.close()
