@@ -20,6 +20,9 @@ from rtscore.errors import FailedPrecondition, Unavailable
 # "listening on 127.0.0.1:50123" or "serving on port 50123".
 _PORT_LINE = re.compile(r"(?:listening|serving|port)\D*?(?:[\w.\-\[\]:]*:)?(\d{2,5})\b", re.IGNORECASE)
 
+# Unpickling or compiling the seed-scale forest (25M nodes) takes minutes on a busy 2-core machine.
+_BIG_MODEL_STARTUP_S = 900.0
+
 
 def rtscore_command(*args: str) -> list[str]:
     """How to run the `rtscore` CLI of this very installation."""
@@ -120,7 +123,7 @@ def sklearn_server(model: Path, threads: int = 4) -> ServerProcess:
     """The *before* target: the pickle behind a minimal Python gRPC server."""
     # `python -m benchmarks.sklearn_server` skips the CLI's imports of every other service.
     command = [sys.executable, "-m", "benchmarks.sklearn_server", str(model), "--port", "0"]
-    return ServerProcess("before", [*command, "--threads", str(threads)])
+    return ServerProcess("before", [*command, "--threads", str(threads)], _BIG_MODEL_STARTUP_S)
 
 
 def rtscore_scorer(bundle: Path, model: str, workers: int, extra: Sequence[str] = ()) -> ServerProcess:
@@ -129,4 +132,6 @@ def rtscore_scorer(bundle: Path, model: str, workers: int, extra: Sequence[str] 
         "scorer", "serve", "--port", "0", "--workers", str(workers), "--model", f"{model}={bundle}"
     )
     # Logs at WARNING keep per-call log lines out of the latency being measured.
-    return ServerProcess(f"rtscore-{workers}", [*command, "--log-level", "WARNING", *extra])
+    return ServerProcess(
+        f"rtscore-{workers}", [*command, "--log-level", "WARNING", *extra], _BIG_MODEL_STARTUP_S
+    )
