@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import subprocess
 import urllib.request
@@ -83,4 +84,7 @@ async def test_with_a_certificate_the_port_speaks_tls_and_serves_health_reflecti
             assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         url = f"http://127.0.0.1:{metrics_port}/metrics"
         text = await asyncio.to_thread(fetch, url)
-    assert 'rtscore_registry_calls_total{code="NOT_FOUND",method="GetVersion"} 1.0' in text
+    # counters are per process, so other tests in this session may have added to it
+    assert re.search(
+        r'^rtscore_registry_calls_total\{code="NOT_FOUND",method="GetVersion"\} [1-9]', text, re.M
+    )
