@@ -28,19 +28,30 @@ SELECT m.name, v.version, v.sha256, b.size, v.input_schema, v.output_schema, v.b
 FROM versions v JOIN models m ON m.id = v.model_id JOIN bundles b ON b.sha256 = v.sha256
 """
 
-BundleInspector = Callable[[Path], dict[str, Any]]
+# (spooled bundle, canary frame or None) -> meta, schemas and the canary's output
+BundleInspector = Callable[[Path, Any], dict[str, Any]]
 
 
-def inspect_with_scorer(path: Path) -> dict[str, Any]:
-    """Read a bundle's meta and schemas with the scorer's Bundle.ML reader."""
-    # imported here: the scorer's reader is heavy and only registration needs it
+def inspect_with_scorer(path: Path, canary: Any) -> dict[str, Any]:
+    """Read a bundle with the scorer's Bundle.ML reader and score the canary frame with it."""
+    # imported here: the scorer's runtime is heavy and only registration needs it
     reader = importlib.import_module("scorer.bundle")
+    frames = importlib.import_module("scorer.frame")
     try:
-        return dict(reader.inspect_bundle(path))
+        # no forest cache: the registry only checks bundles, scorers compile them
+        bundle = reader.load_bundle(path, cache=None)
+        meta = dict(bundle.describe())
     except reader.BundleError as err:
         # the spool file's name means nothing to the caller
         message = str(err).replace(str(path), "the uploaded bundle")
         raise InvalidArgument(f"not a valid Bundle.ML bundle: {message}") from err
+    if canary is not None:
+        check_canary(canary, meta.get("input_schema", []))
+        try:
+            meta["canary_output"] = bundle.transform(frames.LeapFrame.from_mleap_json(canary)).to_mleap_json()
+        except (reader.FrameError, reader.BundleError) as err:
+            raise InvalidArgument(f"the canary frame does not score with this bundle: {err}") from err
+    return meta
 
 
 @dataclass
@@ -102,8 +113,9 @@ class Catalog:
             async for chunk in chunks:
                 await asyncio.to_thread(spool.write, chunk)
             sha256 = spool.finish(reg.sha256, reg.size)
-            meta = await asyncio.to_thread(self.inspector, spool.path)
-            check_canary(reg.canary_frame, meta.get("input_schema", []))
+            meta = await asyncio.to_thread(self.inspector, spool.path, reg.canary_frame)
+            if reg.canary_expected is None:
+                reg.canary_expected = meta.get("canary_output")
             existing = await self._by_sha(reg.name, sha256)
             if existing is not None:
                 return existing, False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -134,6 +135,15 @@ async def test_a_canary_with_columns_the_bundle_does_not_take_is_refused(team: T
     )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "canary frame has columns the bundle does not take as input" in message
+
+
+async def test_a_canary_that_does_not_score_is_refused(team: Team, tmp_path: Path) -> None:
+    frame = {"schema": {"fields": [{"name": "demo:a", "type": "double"}]}, "rows": [[1.0]]}
+    code, message = await status_of(
+        team.author.register("mute", bundle_variant(tmp_path, "mute"), canary_frame_json=json.dumps(frame))
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "the canary frame does not score with this bundle: frame is missing column 'demo:c'" in message
 
 
 async def test_a_corrupted_stored_bundle_fails_download_with_data_loss(

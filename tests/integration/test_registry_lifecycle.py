@@ -62,6 +62,9 @@ async def test_lifecycle_is_told_exactly_by_the_event_log(team: Team, tmp_path: 
     assert (v1.version, v1.created, v1.author) == (1, True, "alice")
     assert [f["name"] for f in json.loads(v1.input_schema_json)] == ["demo:a", "demo:c", "demo:d"]
     assert json.loads(v1.canary_frame_json) == json.loads(canary)
+    expected = json.loads(v1.canary_expected_json)
+    assert [f["name"] for f in expected["schema"]["fields"]][-1] == "demo:prediction"
+    assert len(expected["rows"]) == len(json.loads(canary)["rows"]), "the registry scored the canary itself"
     await to_production_shadow(team, 1)
     await passing_evaluation(team, 1, 0)
     promoted = await team.approver.call(
