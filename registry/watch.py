@@ -39,26 +39,60 @@ class Subscription:
 
 
 class ChangeFeed:
-    """One LISTEN connection per registry process, fanned out to every watcher."""
+    """One LISTEN connection per registry process, fanned out to every watcher; reconnects if lost."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._conn: asyncpg.Connection | None = None
         self._subs: set[Subscription] = set()
+        self._closed = False
+        self._reconnecting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Connect and LISTEN (idempotent)."""
         if self._conn is not None:
             return
+        self._closed = False
         try:
-            self._conn = await asyncpg.connect(self.dsn)
+            await self._connect()
         except (OSError, asyncpg.PostgresError) as err:
             raise Unavailable(f"cannot LISTEN on the registry database: {err}") from err
+
+    async def _connect(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
         for channel in (DEPLOYMENTS, MEMBERS):
-            await self._conn.add_listener(channel, self._notify)
+            await conn.add_listener(channel, self._notify)
+        conn.add_termination_listener(self._lost)
+        self._conn = conn
+
+    def _lost(self, _conn: object) -> None:
+        if self._closed:
+            return
+        log.warning("registry lost its LISTEN connection; reconnecting")
+        self._conn = None
+        self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.05
+        while not self._closed:
+            try:
+                await self._connect()
+                break
+            except (OSError, asyncpg.PostgresError):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        # notifications sent while nobody listened are gone: every watcher re-reads its state
+        for sub in self._subs:
+            sub.changed.set()
 
     async def close(self) -> None:
         """Stop listening (idempotent)."""
+        self._closed = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnecting
+            self._reconnecting = None
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()

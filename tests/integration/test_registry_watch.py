@@ -140,3 +140,24 @@ async def test_two_registries_migrating_one_database_at_once_apply_each_migratio
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_watchers_keep_getting_changes_after_the_listen_connection_drops(
+    team: Team, db: asyncpg.Pool, tmp_path: Path
+) -> None:
+    await team.author.register("relisten", bundle_variant(tmp_path, "relisten"))
+    watch = team.service.stub.WatchDeployments(
+        pb.WatchDeploymentsRequest(environment="integration", pool="relisten"), metadata=team.service.metadata
+    )
+    await next_message(watch)
+    dropped = await db.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND query ILIKE 'LISTEN%'"
+    )
+    assert dropped >= 1
+    await asyncio.sleep(0.3)  # the registry notices and reconnects
+    await team.author.call("Deploy", deploy_request("relisten", 1, "relisten"))
+    # well within the 5 s safety poll: the change came through the new LISTEN connection
+    state = await next_message(watch, seconds=2.0)
+    assert [(d.name, d.version) for d in state.deployments] == [("relisten", 1)]
+    watch.cancel()
