@@ -118,6 +118,19 @@ async def test_lifecycle_is_told_exactly_by_the_event_log(team: Team, tmp_path: 
     assert json.loads(promote.before_json)["role"] == "shadow"
     assert json.loads(promote.after_json)["role"] == "champion"
 
+    evaluations = await team.approver.call("History", pb.HistoryRequest(name="fraud", actor="shadow-worker"))
+    assert [(e.action, e.version) for e in evaluations.events] == [("evaluate", 1), ("evaluate", 2)]
+    rollback_at = next(e.at for e in history.events if e.action == "demote" and e.version == 2)
+    since = await team.approver.call("History", pb.HistoryRequest(name="fraud", since=rollback_at))
+    assert [e.action for e in since.events] == ["demote", "rollback", "retire"]
+    in_qa = await team.approver.call("History", pb.HistoryRequest(name="fraud", environment="qa", version=2))
+    assert [e.action for e in in_qa.events] == ["deploy"]
+    code, message = await status_of(team.approver.call("History", pb.HistoryRequest(since="yesterday")))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "since is not an RFC 3339 time" in message
+    tagged = await team.approver.call("ListVersions", pb.ListVersionsRequest(tags={"team": "risk"}))
+    assert [(v.name, v.version) for v in tagged.versions] == [("fraud", 1)]
+
     live = await team.approver.call(
         "ListVersions", pb.ListVersionsRequest(name="fraud", environment="production")
     )
