@@ -53,10 +53,14 @@ class ScorerCore:
         self._events = events
         self._swap_lock = asyncio.Lock()
 
-    async def score(self, ref: str, frame: Any) -> tuple[Any, HostedModel]:
-        """Score `frame` with the model `ref` names; returns the output frame and the version used."""
+    async def score(self, ref: str, frame: Any, checked: bool = False) -> tuple[Any, HostedModel]:
+        """Score `frame` with the model `ref` names; returns the output frame and the version used.
+
+        `checked` says the frame's schema was already found to fit the model's inputs.
+        """
         with self.gate.admit(), self.table.lease(ref) as hosted:
-            frame = check_inputs(frame, hosted.model.input_schema)
+            if not checked:
+                frame = check_inputs(frame, hosted.model.input_schema)
             loop = asyncio.get_running_loop()
             out = await loop.run_in_executor(self._pool, hosted.model.transform, frame)
             return out, hosted

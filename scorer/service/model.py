@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from scorer.service.canary import Canary
+from scorer.service.double_frames import DoubleFrameDecoder
 
 
 class ScoringModel(Protocol):
@@ -61,6 +62,7 @@ class HostedModel:
         self._idle.set()
         # Wire columns take the declared base type of the input they feed (e.g. int vs long).
         self.inputs_by_name: dict[str, Any] = {f.name: f for f in self.model.input_schema}
+        self.double_frames = DoubleFrameDecoder(self.model.input_schema)
 
     @property
     def ref(self) -> str:

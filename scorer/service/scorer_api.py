@@ -44,9 +44,12 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         self, request: scorer_pb2.ScoreRequest, context: grpc.aio.ServicerContext
     ) -> scorer_pb2.ScoreResponse:
         """Score a frame."""
-        hints = self.core.table.resolve(request.model).inputs_by_name
-        frame = to_leap_frame(request.frame, hints)
-        out, hosted = await self.core.score(request.model, frame)
+        target = self.core.table.resolve(request.model)
+        frame = target.double_frames.decode(request.frame)
+        checked = frame is not None
+        if frame is None:
+            frame = to_leap_frame(request.frame, target.inputs_by_name)
+        out, hosted = await self.core.score(request.model, frame, checked)
         if request.select:
             names = list(request.select)
         elif request.include_inputs:

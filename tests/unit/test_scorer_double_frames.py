@@ -1,0 +1,71 @@
+"""The all-double fast path decodes exactly what the general path does, and declines everything else."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from protos.rtscore.v1 import frame_pb2
+from scorer.frame import DataType, Field
+from scorer.service.double_frames import DoubleFrameDecoder
+from scorer.service.frames import check_inputs, to_leap_frame
+
+DOUBLE = frame_pb2.COLUMN_TYPE_DOUBLE
+INPUTS = [Field(f"f{i}", DataType.scalar("double", nullable=False)) for i in range(4)]
+
+
+def frame(rows: int = 2, names: tuple[str, ...] = ("f0", "f1", "f2", "f3")) -> frame_pb2.Frame:
+    rng = np.random.default_rng(rows)
+    columns = [frame_pb2.Column(name=n, type=DOUBLE, doubles=rng.normal(size=rows).tolist()) for n in names]
+    return frame_pb2.Frame(rows=rows, columns=columns)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 200])
+def test_fast_path_matches_the_general_path(rows: int) -> None:
+    wire = frame(rows, ("f3", "extra", "f0", "f1", "f2"))
+    fast = DoubleFrameDecoder(INPUTS).decode(wire)
+    general = check_inputs(to_leap_frame(wire, {f.name: f for f in INPUTS}), INPUTS)
+    assert fast is not None
+    assert fast.fields == general.fields
+    assert all(np.array_equal(fast.column(n), general.column(n)) for n in general.names)
+
+
+def _stray_value(w: frame_pb2.Frame) -> None:
+    w.columns[1].bools.append(True)
+
+
+def _other_type(w: frame_pb2.Frame) -> None:
+    w.columns[1].type = frame_pb2.COLUMN_TYPE_BOOL
+
+
+def _shape(w: frame_pb2.Frame) -> None:
+    w.columns[1].shape.append(1)
+
+
+def _uneven(w: frame_pb2.Frame) -> None:
+    w.columns[0].doubles.append(1.0)
+    del w.columns[1].doubles[0]
+
+
+def _missing_input(w: frame_pb2.Frame) -> None:
+    del w.columns[2]
+
+
+def _unnamed(w: frame_pb2.Frame) -> None:
+    w.columns[3].name = ""
+
+
+@pytest.mark.parametrize("spoil", [_stray_value, _other_type, _shape, _uneven, _missing_input, _unnamed])
+def test_anything_but_a_fitting_all_double_frame_goes_to_the_general_path(spoil: object) -> None:
+    decoder = DoubleFrameDecoder(INPUTS)
+    wire = frame()
+    assert decoder.decode(wire) is not None
+    assert callable(spoil)
+    spoil(wire)
+    assert decoder.decode(wire) is None
+
+
+def test_empty_and_zero_row_frames_go_to_the_general_path() -> None:
+    decoder = DoubleFrameDecoder(INPUTS)
+    assert decoder.decode(frame_pb2.Frame(rows=1)) is None
+    assert decoder.decode(frame(0)) is None
