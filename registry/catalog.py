@@ -21,6 +21,7 @@ from rtscore.errors import InvalidArgument, NotFound
 log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 VERSION_SELECT = """
 SELECT m.name, v.version, v.sha256, b.size, v.input_schema, v.output_schema, v.bundle_meta,
@@ -108,17 +109,21 @@ class Catalog:
     ) -> tuple[dict[str, Any], bool]:
         """Store the streamed bundle and record a version; (version, created). Nothing stays on failure."""
         check_name(reg.name)
+        if not SHA256.match(reg.sha256):
+            raise InvalidArgument(
+                "the upload header must carry the bundle's sha256 as 64 lowercase hex digits"
+            )
         spool = self.store.spool(self.max_bundle_bytes)
         try:
             async for chunk in chunks:
                 await asyncio.to_thread(spool.write, chunk)
             sha256 = spool.finish(reg.sha256, reg.size)
+            existing = await self._by_sha(reg.name, sha256)
+            if existing is not None:  # checked first: reading a large bundle again would be wasted
+                return existing, False
             meta = await asyncio.to_thread(self.inspector, spool.path, reg.canary_frame)
             if reg.canary_expected is None:
                 reg.canary_expected = meta.get("canary_output")
-            existing = await self._by_sha(reg.name, sha256)
-            if existing is not None:
-                return existing, False
             await self.store.put(sha256, spool.path)
             return await self._insert(caller, reg, sha256, spool.size, meta)
         finally:

@@ -84,6 +84,18 @@ async def test_a_wrong_sha256_is_refused_and_nothing_is_stored(
     assert (await stored_state(db, "wrong"), store_files(registry)) == before
 
 
+async def test_an_upload_without_its_sha256_is_refused(team: Team, tmp_path: Path) -> None:
+    data = bundle_variant(tmp_path, "unsigned").read_bytes()
+    messages = iter(
+        [pb.RegisterChunk(header=pb.RegisterHeader(name="unsigned")), pb.RegisterChunk(data=data)]
+    )
+    code, message = await status_of(
+        team.author.stub.RegisterVersion(messages, metadata=team.author.metadata, timeout=30)
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "must carry the bundle's sha256" in message
+
+
 async def test_a_truncated_upload_is_refused(team: Team, db: asyncpg.Pool, tmp_path: Path) -> None:
     data = bundle_variant(tmp_path, "truncated").read_bytes()
     head = pb.RegisterHeader(name="truncated", sha256=hashlib.sha256(data).hexdigest(), size=len(data))
