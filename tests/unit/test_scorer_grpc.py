@@ -4,7 +4,9 @@ reflection, MLeap's API and metrics."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import logging
 import urllib.request
 from collections.abc import AsyncIterator
 
@@ -16,6 +18,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from protos.ml.bundle import bundle_pb2
 from protos.ml.combust.mleap.pb import grpc_pb2_grpc, mleap_pb2
 from protos.rtscore.v1 import frame_pb2, scorer_pb2, scorer_pb2_grpc
+from scorer.service.logs import JsonFormatter
 from scorer.service.server import ScorerServer
 from scorer.service.settings import ScorerSettings
 from tests.unit.test_scorer_core import Loader, SumModel, canary_for, wait_for
@@ -267,3 +270,24 @@ async def test_metrics_endpoint_counts_calls_by_method_model_and_code(running: R
     assert 'rtscore_scorer_errors_total{code="NOT_FOUND",method="Score",model="ghost"' in text
     assert 'rtscore_scorer_call_duration_seconds_bucket{le="0.001",method="Score",model="fraud"' in text
     assert "rtscore_scorer_model_load_duration_seconds_count" in text
+
+
+async def test_logs_are_json_lines_carrying_request_id_model_and_trace(running: Running) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    calls_log = logging.getLogger("scorer.service.calls")
+    calls_log.addHandler(handler)
+    calls_log.setLevel(logging.INFO)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    metadata = (("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01"), ("x-request-id", "req-123"))
+    try:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await running.scorer.Score(
+                scorer_pb2.ScoreRequest(model="ghost", frame=wire_frame(a=[1], b=[1])), metadata=metadata
+            )
+    finally:
+        calls_log.removeHandler(handler)
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert (line["request_id"], line["model"], line["trace_id"]) == ("req-123", "ghost", trace_id)
+    assert (line["msg"], line["code"], line["method"]) == ("call refused", "NOT_FOUND", "Score")
