@@ -1,4 +1,4 @@
-"""MLeap's JVM runtime through rtscore's reference harness, on bundles exported by MLeap's own tools."""
+"""MLeap's JVM runtime via the reference harness, on bundles from MLeap's tools and rtscore's exporter."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import pytest
 
 import rtscore.cli
@@ -147,6 +148,30 @@ def test_resave_to_protobuf_and_back_keeps_scores(
 
     assert harness.score(protobuf, frame) == original
     assert harness.score(back, frame) == original
+
+
+@pytest.mark.jvm
+@pytest.mark.parametrize("fmt", ["protobuf", "json"])
+def test_mleap_agrees_with_sklearn_on_a_forest_rtscore_exported(
+    harness: ReferenceHarness, tmp_path: Path, fmt: Literal["json", "protobuf"]
+) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    from scorer.export import export_sklearn
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(300, 4))
+    forest = RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0)
+    forest.fit(x, (x[:, 0] + x[:, 1] * x[:, 2] > 0).astype(int))
+    names = ["amount", "age", "velocity", "distance"]
+    bundle = export_sklearn(forest, tmp_path / "forest.zip", format=fmt, features=names)
+    frame = {"schema": {"fields": [{"name": n, "type": "double"} for n in names]}, "rows": x[:60].tolist()}
+
+    result = harness.score(bundle, frame)
+
+    column = _names(result).index("probability")
+    probabilities = np.array([_dense(row[column]) for row in result["rows"]])
+    np.testing.assert_allclose(probabilities, forest.predict_proba(x[:60]), rtol=0, atol=1e-12)
 
 
 @pytest.mark.jvm
