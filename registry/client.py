@@ -15,6 +15,8 @@ from protos.rtscore.v1 import registry_pb2_grpc as pb_grpc
 from rtscore.errors import InvalidArgument, RtscoreError
 
 CHUNK = 1 << 20
+# upload chunk: fewer, larger messages move bytes faster through gRPC; servers accept up to 8 MiB
+UPLOAD_CHUNK = 4 << 20
 DEFAULT_ADDRESS = "127.0.0.1:50071"
 
 
@@ -53,8 +55,8 @@ class RegistryClient:
         token = token if token is not None else os.environ.get("RTSCORE_TOKEN", "")
         self.metadata = [("authorization", f"Bearer {token}")] if token else []
         options = [
-            ("grpc.max_receive_message_length", 4 * CHUNK),
-            ("grpc.max_send_message_length", 4 * CHUNK),
+            ("grpc.max_receive_message_length", 2 * UPLOAD_CHUNK),
+            ("grpc.max_send_message_length", 2 * UPLOAD_CHUNK),
         ]
         ca_path = ca or (
             Path(os.environ["RTSCORE_REGISTRY_CA"]) if os.environ.get("RTSCORE_REGISTRY_CA") else None
@@ -94,7 +96,7 @@ class RegistryClient:
         def messages() -> Iterator[pb.RegisterChunk]:
             yield pb.RegisterChunk(header=head)
             with bundle.open("rb") as file:
-                while chunk := file.read(CHUNK):
+                while chunk := file.read(UPLOAD_CHUNK):
                     yield pb.RegisterChunk(data=chunk)
 
         return self.call("RegisterVersion", messages(), timeout=timeout)

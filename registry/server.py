@@ -89,7 +89,8 @@ async def running_registry(
             watches=Watches(pool, feed, settings.watch_poll_seconds),
             chunk_size=settings.chunk_size,
         )
-        message_limit = settings.chunk_size * 2 + (1 << 16)
+        # uploads may come in chunks of up to 8 MiB whatever the download chunk size
+        message_limit = max(settings.chunk_size * 2, 8 << 20) + (1 << 16)
         server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", message_limit),
