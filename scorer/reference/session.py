@@ -6,6 +6,7 @@ import os
 import select
 import subprocess
 import tempfile
+import threading
 import time
 from typing import IO
 
@@ -27,23 +28,29 @@ class ServeSession:
     def __init__(self, layout: HarnessLayout, *, reply_timeout: float = 300.0) -> None:
         self.reply_timeout = reply_timeout
         self._pending = b""
+        # One request in flight at a time: replies carry no id, so the protocol is strictly in order.
+        self._lock = threading.Lock()
+        command = layout.command("serve")  # raises Unavailable before anything is opened
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
         # stderr goes to a file: nobody reads it until the JVM dies, and a full pipe would block the JVM.
         self._process = subprocess.Popen(
-            layout.command("serve"),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            bufsize=0,
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0
         )
-        status, _, version = self._read_reply().partition("\t")
-        if status != "ready":
+        try:
+            status, _, version = self._read_reply().partition("\t")
+            if status != "ready":
+                raise Unavailable(f"the reference harness did not start: unexpected greeting {status[:80]!r}")
+        except BaseException:
             self.close()
-            raise Unavailable(f"the reference harness did not start: unexpected greeting {status[:80]!r}")
+            raise
         self.mleap_version = version
 
     def request(self, *fields: str) -> str:
         """Send one request and return the payload of its `ok` reply; `error` raises ReferenceFailure."""
+        with self._lock:
+            return self._exchange(fields)
+
+    def _exchange(self, fields: tuple[str, ...]) -> str:
         for field in fields:
             if "\t" in field or "\n" in field or "\r" in field:
                 raise InvalidArgument(

@@ -9,6 +9,7 @@ import shutil
 import sys
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -241,15 +242,19 @@ def test_unbuilt_harness_says_how_to_build_it(tmp_path: Path) -> None:
         HarnessLayout(tmp_path).classpath()
 
 
-class _SilentAfterGreeting(HarnessLayout):
-    """A process that greets like the harness and then never answers: a hung JVM, without the JVM."""
+@dataclass(frozen=True)
+class _ScriptedProcess(HarnessLayout):
+    """A Python process in the harness's place: a hung or crashing JVM, without the JVM."""
+
+    script: str = ""
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-c", "import time; print('ready\\t0.20.0', flush=True); time.sleep(60)"]
+        return [sys.executable, "-c", self.script]
 
 
 def test_silent_harness_is_killed_after_the_reply_timeout(tmp_path: Path) -> None:
-    session = ServeSession(_SilentAfterGreeting(tmp_path), reply_timeout=0.5)
+    hangs = "import time; print('ready\\t0.20.0', flush=True); time.sleep(60)"
+    session = ServeSession(_ScriptedProcess(tmp_path, hangs), reply_timeout=0.5)
     try:
         assert session.mleap_version == "0.20.0"
         with pytest.raises(Unavailable, match=r"did not answer within 0\.5 s"):
@@ -258,3 +263,9 @@ def test_silent_harness_is_killed_after_the_reply_timeout(tmp_path: Path) -> Non
             session.request("score", "bundle.zip", "{}")
     finally:
         session.close()
+
+
+def test_harness_dying_at_start_reports_its_last_words(tmp_path: Path) -> None:
+    dies = "import sys; sys.stderr.write('Error: could not find main class\\n'); sys.exit(1)"
+    with pytest.raises(Unavailable, match=r"exited unexpectedly: Error: could not find main class"):
+        ServeSession(_ScriptedProcess(tmp_path, dies), reply_timeout=30)
