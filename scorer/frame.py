@@ -158,15 +158,23 @@ class LeapFrame:
         """A frame with several columns appended (or replaced, when a name exists) at once."""
         fields = list(self._fields)
         columns = list(self._columns)
+        index = self._index.copy()
+        n = self.n_rows
         for f, a in pairs:
-            i = self._index.get(f.name)
+            if a.shape[0] != n:
+                raise FrameError(f"column {f.name!r} has {a.shape[0]} rows, expected {n}")
+            i = index.get(f.name)
             if i is None:
+                index[f.name] = len(fields)
                 fields.append(f)
                 columns.append(a)
             else:
                 fields[i] = f
                 columns[i] = a
-        return LeapFrame(fields, columns, self.n_rows)
+        # every op appends through here: skip __init__'s whole-frame checks, the rest is already valid
+        out = LeapFrame.__new__(LeapFrame)
+        out._fields, out._columns, out._index, out.n_rows = tuple(fields), tuple(columns), index, n
+        return out
 
     def select(self, names: Sequence[str]) -> LeapFrame:
         """A frame with only the named columns, in that order."""

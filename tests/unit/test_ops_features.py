@@ -130,3 +130,28 @@ def test_pipeline_chains_indexer_into_encoder_and_reports_schemas(tmp_path: Path
     assert [f.name for f in bundle.output_schema] == ["idx", "vec"]
     out = bundle.transform(_strings(["green"]))
     np.testing.assert_array_equal(out.column("vec"), [[0.0, 1.0, 0.0]])
+
+
+def test_single_row_frames_score_like_the_same_rows_in_a_batch(tmp_path: Path) -> None:
+    encoder = NodeSpec(
+        "ohe",
+        "one_hot_encoder",
+        {"size": ("long", 3), "drop_last": ("boolean", True)},
+        [("input", "idx")],
+        [("output", "vec")],
+    )
+    bundle = load(pipeline(_indexer("keep"), encoder), tmp_path)
+    colors = ["green", "pink", "red", "blue"]
+    batch = bundle.transform(_strings(colors))
+    for i, color in enumerate(colors):
+        one = bundle.transform(_strings([color]))
+        np.testing.assert_array_equal(one.column("idx"), batch.column("idx")[i : i + 1])
+        np.testing.assert_array_equal(one.column("vec"), batch.column("vec")[i : i + 1])
+    attrs = {"size": ("long", 3), "drop_last": ("boolean", False), "handle_invalid": ("string", "error")}
+    strict = NodeSpec("ohe", "one_hot_encoder", attrs, [("input", "idx")], [("output", "vec")])
+    (tmp_path / "strict").mkdir()
+    strict_bundle = load(strict, tmp_path / "strict")
+    with pytest.raises(FrameError, match=r"unseen value 7.0"):
+        strict_bundle.transform(doubles_frame(idx=np.array([7.0])))
+    with pytest.raises(FrameError, match=r"invalid label nan"):
+        strict_bundle.transform(doubles_frame(idx=np.array([np.nan])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,10 @@ class StringIndexer(Op):
         """Append the index column (dropping rows with unseen labels when handle_invalid is skip)."""
         values = self.strings(frame, self.source)
         unseen = float(len(self.index))
+        if values.shape[0] == 1:
+            found = self.index.get(_as_label(values[0]))  # type: ignore[arg-type]
+            if found is not None:
+                return frame.with_column(self.output_fields[0], np.array([found]))
         out = np.fromiter(
             (self.index.get(_as_label(v), -1.0) for v in values),  # type: ignore[arg-type]
             dtype=np.float64,
@@ -119,29 +124,48 @@ def load_string_map(ctx: NodeContext) -> Op:
 class OneHotEncoder(Op):
     """Category indices -> one-hot vectors (dense), per input column."""
 
-    columns: list[tuple[str, int, int]]  # (input column, category size, output width)
+    columns: list[tuple[str, int, np.ndarray]]  # (input column, category size, rows to copy out)
     keep: bool
 
     def transform(self, frame: LeapFrame) -> LeapFrame:
         """Append one vector column per input."""
         out = []
-        for (source, size, width), field in zip(self.columns, self.output_fields, strict=True):
+        for (source, size, table), field in zip(self.columns, self.output_fields, strict=True):
             x = self.doubles(frame, source)
-            idx = x.astype(np.int64, copy=False) if np.all(np.isfinite(x)) else None
-            if idx is None or not np.array_equal(idx, x):
-                bad = x[~np.isfinite(x) | (np.trunc(np.nan_to_num(x)) != x)][0]
-                raise FrameError(f"{self.where(source)}: invalid label {bad}, must be an integer")
+            if x.shape[0] == 1:
+                # one row is the latency-critical case: plain Python beats eight tiny numpy calls
+                out.append((field, table[self._one_index(source, float(x[0]), size)][None, :]))
+                continue
+            with np.errstate(invalid="ignore"):
+                idx = x.astype(np.int64)
+            whole = idx == x  # False for NaN, infinities and fractions
+            if not whole.all():
+                raise FrameError(
+                    f"{self.where(source)}: invalid label {x[np.argmin(whole)]}, must be an integer"
+                )
             invalid = (idx < 0) | (idx >= size)
             if invalid.any():
                 if not self.keep:
                     bad = x[np.argmax(invalid)]
                     raise FrameError(f"{self.where(source)}: unseen value {bad} (handle_invalid is error)")
-                idx = np.where(invalid, size, idx)
-            vec = np.zeros((x.shape[0], width), dtype=np.float64)
-            hit = idx < width
-            vec[np.nonzero(hit)[0], idx[hit]] = 1.0
-            out.append((field, vec))
+                idx[invalid] = size
+            out.append((field, table[idx]))
         return frame.with_columns(out)
+
+    def _one_index(self, source: str, v: float, size: int) -> int:
+        if not math.isfinite(v) or v != int(v):
+            raise FrameError(f"{self.where(source)}: invalid label {v}, must be an integer")
+        i = int(v)
+        if 0 <= i < size:
+            return i
+        if not self.keep:
+            raise FrameError(f"{self.where(source)}: unseen value {v} (handle_invalid is error)")
+        return size
+
+
+def _one_hot_table(size: int, width: int) -> np.ndarray:
+    """Row i is the output for category i; row `size` is the output for an invalid value (kept)."""
+    return np.eye(size + 1, dtype=np.float64)[:, :width].copy()
 
 
 def load_one_hot_encoder(ctx: NodeContext) -> Op:
@@ -167,7 +191,7 @@ def load_one_hot_encoder(ctx: NodeContext) -> Op:
     # MLeap's configured width: keep adds a slot for invalid values, drop_last removes one
     extra = (1 if keep else 0) - (1 if drop_last else 0)
     op = OneHotEncoder(ctx.op, ctx.name, ctx.path, ctx.inputs, ctx.outputs)
-    op.columns = [(s, n, n + extra) for s, n in zip(sources, sizes, strict=True)]
+    op.columns = [(s, n, _one_hot_table(n, n + extra)) for s, n in zip(sources, sizes, strict=True)]
     op.keep = keep
     op.input_fields = [Field(s, DataType.scalar("double", nullable=False)) for s in sources]
     op.output_fields = [Field(t, double_vector(n + extra)) for t, n in zip(targets, sizes, strict=True)]
