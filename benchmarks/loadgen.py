@@ -24,6 +24,8 @@ TIMER_SLACK_S = 0.002
 
 # The achieved rate may trail the offered one by this fraction before the run is called short.
 SHORTFALL_TOLERANCE = 0.03
+# A client whose sends leave later than this at p99 is building its own queue: its numbers are suspect.
+SEND_LAG_LIMIT_MS = 10.0
 
 Mode = Literal["open", "closed"]
 Arrivals = Literal["poisson", "constant"]
@@ -106,11 +108,12 @@ class RunResult:
 
     @property
     def short(self) -> bool:
-        """True when an open-loop client could not send at the rate it was asked for."""
+        """True when an open-loop client could not send at the rate it was asked for, or sent late."""
         if self.spec.mode != "open" or self.spec.nominal_window <= 0:
             return False
         offered = self.sent / self.spec.nominal_window
-        return self.achieved_rate < offered * (1 - SHORTFALL_TOLERANCE)
+        lagging = self.send_lag_ms.get("p99", 0.0) > SEND_LAG_LIMIT_MS
+        return lagging or self.achieved_rate < offered * (1 - SHORTFALL_TOLERANCE)
 
 
 def lag_summary(lags_s: Sequence[float]) -> dict[str, float]:

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from benchmarks.frames import score_requests
-from benchmarks.loadgen import LoadSpec, run_load
+from benchmarks.loadgen import LoadSpec, RunResult, run_load
 from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
 
 FRAME = {"schema": {"fields": [{"name": "amount", "type": "double"}]}, "rows": [[1.0], [2.0]]}
@@ -48,7 +48,7 @@ class StallingScorer(scorer_pb2_grpc.ScorerServicer):
 
 
 class HalfFailingScorer(scorer_pb2_grpc.ScorerServicer):
-    """Fails every second call slowly with RESOURCE_EXHAUSTED; answers the others quickly."""
+    """Fails every second call after 300 ms with RESOURCE_EXHAUSTED; answers the others in 2 ms."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -56,7 +56,7 @@ class HalfFailingScorer(scorer_pb2_grpc.ScorerServicer):
     async def Score(self, request: scorer_pb2.ScoreRequest, context: Any) -> scorer_pb2.ScoreResponse:  # noqa: N802
         self.calls += 1
         if self.calls % 2:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy")
         await asyncio.sleep(0.002)
         return scorer_pb2.ScoreResponse(model=request.model)
@@ -75,7 +75,7 @@ async def _serve(servicer: scorer_pb2_grpc.ScorerServicer) -> AsyncIterator[str]
 
 @pytest.fixture
 async def sleeping_target() -> AsyncIterator[str]:
-    async for target in _serve(SleepingScorer(0.020)):
+    async for target in _serve(SleepingScorer(0.050)):
         yield target
 
 
@@ -91,28 +91,42 @@ async def half_failing_target() -> AsyncIterator[str]:
         yield target
 
 
+def _slow_calls(result: RunResult, seconds: float) -> int:
+    return sum(
+        1
+        for latency, ok in zip(result.recorder.latency, result.recorder.ok, strict=True)
+        if ok and latency >= seconds
+    )
+
+
+# Rates stay low so that client and server share one core comfortably even on a busy 2-core machine.
+
+
 async def test_known_server_delay_shows_in_every_percentile(sleeping_target: str) -> None:
-    spec = LoadSpec(sleeping_target, rate=100, arrivals="constant", duration=2.0, warmup=0.3)
+    spec = LoadSpec(sleeping_target, rate=50, arrivals="constant", duration=2.0, warmup=0.3)
     result = await run_load(spec, REQUESTS)
     summary = result.recorder.summary()
     assert summary is not None
     assert not result.recorder.errors
-    assert 19.5 <= summary.p50 <= 24.0
-    assert 19.5 <= summary.p90 <= summary.p99 <= 35.0
-    assert 180 <= result.sent <= 220
-    assert not result.short
+    # Never faster than the server's sleep, and not much slower in the middle of the distribution.
+    assert result.recorder.histogram.get_min_value() >= 49_900
+    assert 50.0 <= summary.p50 <= 80.0
+    assert summary.p50 <= summary.p90 <= 120.0
+    # The tail is left loose: on a busy shared machine the client's own scheduling shows up there.
+    assert summary.p99 <= 250.0
+    assert 90 <= result.sent <= 110
 
 
 async def test_open_loop_charges_a_server_stall_to_every_request_it_delays(stalling_target: str) -> None:
-    spec = LoadSpec(stalling_target, rate=200, duration=3.0, warmup=0.2, seed=7)
+    spec = LoadSpec(stalling_target, rate=100, arrivals="constant", duration=3.0, warmup=0.2)
     result = await run_load(spec, REQUESTS)
     summary = result.recorder.summary()
     assert summary is not None
-    assert 900 <= summary.max <= 1100
+    assert 900 <= summary.max <= 1500
     assert summary.p999 >= 900
-    # Every request sent during the freeze waited for it: about a third of the run, not one call.
-    assert summary.p90 >= 300
-    assert summary.p50 < 50
+    # Every request sent during the freeze waited for it: about 100 of them, half for over 0.5 s.
+    assert _slow_calls(result, 0.5) >= 35
+    assert summary.p50 < 200
 
 
 async def test_closed_loop_sees_a_stall_only_once_per_caller(stalling_target: str) -> None:
@@ -121,11 +135,12 @@ async def test_closed_loop_sees_a_stall_only_once_per_caller(stalling_target: st
     summary = result.recorder.summary()
     assert summary is not None
     assert summary.max >= 900
-    assert summary.p999 < 100
+    # The lone caller waited once; nobody else was sending, which is how closed loops hide stalls.
+    assert _slow_calls(result, 0.9) == 1
 
 
 async def test_failed_calls_count_as_errors_not_latency(half_failing_target: str) -> None:
-    spec = LoadSpec(half_failing_target, rate=150, arrivals="constant", duration=2.0, warmup=0.2)
+    spec = LoadSpec(half_failing_target, rate=50, arrivals="constant", duration=2.0, warmup=0.2)
     result = await run_load(spec, REQUESTS)
     summary = result.recorder.summary()
     assert summary is not None
@@ -133,7 +148,9 @@ async def test_failed_calls_count_as_errors_not_latency(half_failing_target: str
     assert set(result.recorder.errors) == {"RESOURCE_EXHAUSTED"}
     assert abs(failed - result.sent / 2) <= 2
     assert result.recorder.histogram.get_total_count() + failed == result.sent
-    assert summary.max < 40
+    # Failures take 300 ms, successes 2 ms: the distribution holds only the successes.
+    assert summary.p50 < 150
+    assert _slow_calls(result, 0.3) <= result.sent // 20
 
 
 async def test_count_mode_sends_exactly_the_measured_count(sleeping_target: str) -> None:
