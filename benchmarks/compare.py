@@ -161,6 +161,13 @@ def run_compare(args: argparse.Namespace) -> int:
     print()
     print(report.compare_table(runs))
     print(f"\ncommon rate: {rate_note.get('rate'):g}/s ({rate_note.get('reason')})")
+    sweep = rate_note.get("rtscore_p99_10ms")
+    if sweep:
+        print(f"rtscore p99 stays under 10 ms up to {sweep['last_rate_under']}/s; {sweep['stopped_because']}")
+    for run in runs:
+        if run.get("client", {}).get("short"):
+            lag = run["client"]["send_lag_ms"]["p99"]
+            print(f"warning: {run['name']}: the client fell behind (send lag p99 {lag} ms)", file=sys.stderr)
     for name, reason in skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
     if args.json:
