@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from scorer.service.errors import Draining, OverloadError
 
 
@@ -18,19 +15,18 @@ class AdmissionGate:
         self.in_flight = 0
         self.closed = False
 
-    @contextmanager
-    def admit(self) -> Iterator[None]:
-        """Hold one in-flight slot for the duration of the block."""
+    def acquire(self) -> None:
+        """Take one in-flight slot, or refuse at once."""
         if self.closed:
             raise Draining("the scorer is draining and accepts no new calls")
         if self.in_flight >= self.limit:
             # Refusing now keeps the tail short: a queued call would only time out later.
             raise OverloadError(f"scorer is at its bound of {self.limit} in-flight calls; retry with backoff")
         self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
+
+    def release(self) -> None:
+        """Give back one slot."""
+        self.in_flight -= 1
 
     def close(self) -> None:
         """Refuse every call from now on."""

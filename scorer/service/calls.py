@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -59,6 +60,9 @@ def handled(method: str) -> Callable[[Callable[..., Awaitable[Resp]]], Callable[
             code = grpc.StatusCode.OK
             try:
                 return await fn(self, request, context)
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED  # the caller went away or its deadline passed
+                raise
             except RtscoreError as err:
                 code = err.code
                 log.info("call refused", extra={"method": method, "code": code.name, "error": str(err)})

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
@@ -58,12 +59,25 @@ class ScorerCore:
 
         `checked` says the frame's schema was already found to fit the model's inputs.
         """
-        with self.gate.admit(), self.table.lease(ref) as hosted:
+        self.gate.acquire()
+        try:
+            hosted = self.table.resolve(ref)
             if not checked:
                 frame = check_inputs(frame, hosted.model.input_schema)
-            loop = asyncio.get_running_loop()
-            out = await loop.run_in_executor(self._pool, hosted.model.transform, frame)
-            return out, hosted
+        except BaseException:
+            self.gate.release()
+            raise
+        hosted.enter()
+        loop = asyncio.get_running_loop()
+        work = self._pool.submit(hosted.model.transform, frame)
+        # The slot and the lease are held until the transform really ends, not until the caller
+        # stops waiting: a thread cannot be interrupted, and abandoned work must still count.
+        work.add_done_callback(lambda _: _call_soon(loop, self._finished, hosted))
+        return await asyncio.wrap_future(work), hosted
+
+    def _finished(self, hosted: HostedModel) -> None:
+        self.gate.release()
+        hosted.leave()
 
     async def load(self, name: str, version: str, path: str, canary: Canary | None = None) -> HostedModel:
         """Load the bundle at `path` as `name`, check its canary, then swap it in atomically."""
@@ -145,3 +159,9 @@ class ScorerCore:
     async def _changed(self) -> None:
         for events in self._events:
             await events.models_changed(self.table)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[HostedModel], None], arg: HostedModel) -> None:
+    # A closed loop means the process is exiting and nothing waits on the counts any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, arg)

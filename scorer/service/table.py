@@ -1,9 +1,6 @@
-"""The model table: which version answers to each name, swapped atomically, with leases for calls."""
+"""The model table: which version answers to each name, swapped atomically."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from scorer.service.errors import ModelNotFound
 from scorer.service.model import HostedModel
@@ -37,16 +34,6 @@ class ModelTable:
         if version and version != hosted.version:
             raise ModelNotFound(f"model {name!r} is hosted at version {hosted.version!r}, not {version!r}")
         return hosted
-
-    @contextmanager
-    def lease(self, ref: str) -> Iterator[HostedModel]:
-        """Resolve `ref` and count the block as in flight on that version."""
-        hosted = self.resolve(ref)
-        hosted.enter()
-        try:
-            yield hosted
-        finally:
-            hosted.leave()
 
     def install(self, hosted: HostedModel) -> HostedModel | None:
         """Make `hosted` the version serving its name; return the version it replaced."""

@@ -277,3 +277,20 @@ async def test_reconcile_loads_swaps_and_unloads_to_match_desired_state(pool: Th
     assert (moved.loaded, moved.unloaded) == (["a@v2"], ["b@v1"])
     assert "cannot read bundle /missing" in moved.failed["c"]
     assert [h.ref for h in core.table.models()] == ["a@v2"]
+
+
+async def test_abandoned_call_keeps_its_slot_until_the_transform_ends(pool: ThreadPoolExecutor) -> None:
+    model = SumModel()
+    core = await serving(pool, model, limit=1)
+    call = await held_call(core, model)
+    await asyncio.to_thread(model.entered.acquire, True, 5)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    with pytest.raises(OverloadError):  # the thread is still scoring: its slot is not free yet
+        await core.score("fraud", frame_of(a=[1.0], b=[1.0]))
+    assert core.table.resolve("fraud").in_flight == 1
+    model.gate.set()
+    await wait_for(lambda: core.gate.in_flight == 0)
+    out, _ = await core.score("fraud", frame_of(a=[1.0], b=[1.0]))
+    assert out.column("sum").tolist() == [2.0]
