@@ -44,6 +44,10 @@ class ReferenceHarness:
         """Build the harness with Maven unless it is up to date; True when Maven ran."""
         return self.layout.build(force=force)
 
+    def ensure_runnable(self) -> None:
+        """Build if needed and possible; `Unavailable` (one sentence on how to fix it) when it cannot run."""
+        self.layout.ensure_runnable()
+
     def score(self, bundle: Path | str, frame: Mapping[str, Any]) -> dict[str, Any]:
         """Transform an MLeap JSON LeapFrame with the bundle; the result frame as MLeap writes it."""
         reply = self._serve().request("score", _existing(bundle, "bundle"), _frame_line(frame))

@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtscore.errors import Unavailable
+from rtscore.errors import FailedPrecondition, Unavailable
 
 MAIN_CLASS = "dev.rtscore.reference.ReferenceMain"
 JAR_NAME = "rtscore-reference.jar"
@@ -90,8 +90,15 @@ class HarnessLayout:
             raise Unavailable(f"building the reference harness took longer than {timeout:.0f} s") from err
         if done.returncode != 0:
             tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
-            raise Unavailable(f"building the reference harness with Maven failed: {tail}")
+            raise FailedPrecondition(f"building the reference harness with Maven failed: {tail}")
         return True
+
+    def ensure_runnable(self) -> None:
+        """Build when Maven is present and the jar is stale; `Unavailable` when Java or the jar is missing."""
+        java_executable()
+        if shutil.which("mvn") is not None:
+            self.build()
+        self.classpath()
 
 
 def java_executable() -> str:

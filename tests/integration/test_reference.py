@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -60,13 +59,11 @@ CASES: dict[str, tuple[str, list[str]]] = {
 @pytest.fixture(scope="module")
 def harness() -> Iterator[ReferenceHarness]:
     """One harness (one serve JVM) for the whole module: each JVM start costs seconds."""
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("Java is not installed")
     with ReferenceHarness() as started:
-        if shutil.which("mvn") is not None:
-            started.build()
-        elif not started.layout.is_built():
-            pytest.skip("Maven is not installed and the harness is not built")
+        try:
+            started.ensure_runnable()
+        except Unavailable as err:
+            pytest.skip(str(err))
         yield started
 
 
