@@ -103,9 +103,15 @@ class Field:
 class LeapFrame:
     """An ordered set of typed columns of equal length; transforms return new frames sharing arrays."""
 
-    __slots__ = ("_columns", "_fields", "_index", "n_rows")
+    __slots__ = ("_columns", "_fields", "_index", "_sparse", "n_rows")
 
-    def __init__(self, fields: Sequence[Field], columns: Sequence[np.ndarray], n_rows: int | None = None):
+    def __init__(
+        self,
+        fields: Sequence[Field],
+        columns: Sequence[np.ndarray],
+        n_rows: int | None = None,
+        sparse: Mapping[str, np.ndarray] | None = None,
+    ):
         if len(fields) != len(columns):
             raise FrameError(f"{len(fields)} fields but {len(columns)} columns")
         self._fields = tuple(fields)
@@ -121,6 +127,11 @@ class LeapFrame:
             if c.shape[0] != n_rows:
                 raise FrameError(f"column {f.name!r} has {c.shape[0]} rows, expected {n_rows}")
         self.n_rows = n_rows
+        self._sparse = dict(sparse or {})
+
+    def sparse_rows(self, name: str) -> np.ndarray | None:
+        """For a tensor column, which rows MLeap holds (and writes) as sparse vectors; None = all dense."""
+        return self._sparse.get(name)
 
     @property
     def fields(self) -> tuple[Field, ...]:
@@ -154,15 +165,23 @@ class LeapFrame:
         """A frame with `field` appended (or replaced, when the name exists)."""
         return self.with_columns(((field, array),))
 
-    def with_columns(self, pairs: Iterable[tuple[Field, np.ndarray]]) -> LeapFrame:
-        """A frame with several columns appended (or replaced, when a name exists) at once."""
+    def with_columns(
+        self, pairs: Iterable[tuple[Field, np.ndarray]], sparse: Mapping[str, np.ndarray] | None = None
+    ) -> LeapFrame:
+        """A frame with several columns appended (or replaced, when a name exists) at once.
+
+        `sparse` marks, per new tensor column, the rows MLeap would hold as sparse vectors.
+        """
         fields = list(self._fields)
         columns = list(self._columns)
         index = self._index.copy()
+        layout = self._sparse
         n = self.n_rows
         for f, a in pairs:
             if a.shape[0] != n:
                 raise FrameError(f"column {f.name!r} has {a.shape[0]} rows, expected {n}")
+            if f.name in layout or (sparse and f.name in sparse):
+                layout = {k: v for k, v in layout.items() if k != f.name}
             i = index.get(f.name)
             if i is None:
                 index[f.name] = len(fields)
@@ -173,18 +192,23 @@ class LeapFrame:
                 columns[i] = a
         # every op appends through here: skip __init__'s whole-frame checks, the rest is already valid
         out = LeapFrame.__new__(LeapFrame)
+        if sparse:
+            layout = {**layout, **sparse}
         out._fields, out._columns, out._index, out.n_rows = tuple(fields), tuple(columns), index, n
+        out._sparse = layout
         return out
 
     def select(self, names: Sequence[str]) -> LeapFrame:
         """A frame with only the named columns, in that order."""
-        return LeapFrame([self.field(n) for n in names], [self.column(n) for n in names], self.n_rows)
+        fields = [self.field(n) for n in names]
+        sparse = {n: self._sparse[n] for n in names if n in self._sparse}
+        return LeapFrame(fields, [self.column(n) for n in names], self.n_rows, sparse)
 
     def take(self, rows: np.ndarray) -> LeapFrame:
         """A frame with only the rows selected by a boolean mask or index array."""
         columns = [c[rows] for c in self._columns]
         n = int(np.count_nonzero(rows)) if rows.dtype == np.bool_ else int(rows.shape[0])
-        return LeapFrame(self._fields, columns, n)
+        return LeapFrame(self._fields, columns, n, {k: v[rows] for k, v in self._sparse.items()})
 
     @staticmethod
     def from_mleap_json(obj: Any) -> LeapFrame:
@@ -206,11 +230,22 @@ class LeapFrame:
             if len(row) != len(fields):
                 raise FrameError(f"row {r} has {len(row)} values, the schema has {len(fields)} fields")
         columns = [_column_from_rows(f, [row[i] for row in rows]) for i, f in enumerate(fields)]
-        return LeapFrame(fields, columns, len(rows))
+        sparse = {
+            f.name: np.array(
+                [isinstance(row[i], Mapping) and "indices" in row[i] for row in rows], dtype=bool
+            )
+            for i, f in enumerate(fields)
+            if f.dtype.shape == "tensor"
+            and any(isinstance(row[i], Mapping) and "indices" in row[i] for row in rows)
+        }
+        return LeapFrame(fields, columns, len(rows), sparse)
 
     def to_mleap_json(self) -> dict[str, Any]:
         """This frame in MLeap's JSON LeapFrame format."""
-        per_column = [_column_to_json(f, c) for f, c in zip(self._fields, self._columns, strict=True)]
+        per_column = [
+            _column_to_json(f, c, self._sparse.get(f.name))
+            for f, c in zip(self._fields, self._columns, strict=True)
+        ]
         rows = [list(values) for values in zip(*per_column, strict=True)] if per_column else []
         if not per_column:
             rows = [[] for _ in range(self.n_rows)]
@@ -287,11 +322,27 @@ def _tensor_values(v: Any, where: str) -> list[float]:
     return dense
 
 
-def _column_to_json(field: Field, column: np.ndarray) -> list[Any]:
+def compressed_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows Spark's `Vector.compressed` keeps sparse: when 1.5 * (non-zeros + 1) < size."""
+    return 1.5 * (np.count_nonzero(vectors, axis=1) + 1.0) < vectors.shape[1]
+
+
+def _column_to_json(field: Field, column: np.ndarray, sparse: np.ndarray | None) -> list[Any]:
     dt = field.dtype
     if dt.shape == "tensor":
         dims = [int(column.shape[1])]
-        return [{"values": row, "dimensions": dims} for row in column.tolist()]
+        if sparse is None:
+            return [{"values": row, "dimensions": dims} for row in column.tolist()]
+        out: list[Any] = []
+        for row, is_sparse in zip(column, sparse.tolist(), strict=True):
+            if is_sparse:
+                nz = np.flatnonzero(row)
+                out.append(
+                    {"indices": [[i] for i in nz.tolist()], "values": row[nz].tolist(), "dimensions": dims}
+                )
+            else:
+                out.append({"values": row.tolist(), "dimensions": dims})
+        return out
     if column.dtype == np.float64:
         # JSON has no NaN; MLeap's frames carry a missing double as null
         return [None if v != v else v for v in column.tolist()]

@@ -130,32 +130,22 @@ def test_cli_errors_are_one_line_naming_the_column(tmp_path: Path) -> None:
 # --- parity with MLeap's JVM runtime --------------------------------------------------------------
 
 
-def _dense(value: Any) -> Any:
-    """MLeap writes sparse tensors as indices + values; compare them densely."""
-    if isinstance(value, dict) and "indices" in value:
-        out = [0.0] * value["dimensions"][0]
-        for idx, v in zip(value["indices"], value["values"], strict=True):
-            out[idx[0]] = v
-        return {"values": out, "dimensions": value["dimensions"]}
-    return value
-
-
 def assert_frames_match(ours: dict[str, Any], theirs: dict[str, Any], rtol: float = 1e-9) -> None:
-    """Same schema, same rows; numbers equal to `rtol` relative (tiny absolute slack near zero)."""
+    """Same schema, same rows, sparse vectors where MLeap has them; numbers equal to `rtol` relative."""
     assert ours["schema"] == theirs["schema"]
     assert len(ours["rows"]) == len(theirs["rows"])
     for r, (a_row, b_row) in enumerate(zip(ours["rows"], theirs["rows"], strict=True)):
         for field, a, b in zip(ours["schema"]["fields"], a_row, b_row, strict=True):
-            a, b = _dense(a), _dense(b)
+            where = f"row {r} column {field['name']}"
             if isinstance(a, dict):
-                assert a["dimensions"] == b["dimensions"], (r, field)
-                np.testing.assert_allclose(
-                    a["values"], b["values"], rtol=rtol, atol=1e-12, err_msg=f"{r} {field}"
-                )
+                assert set(a) == set(b), where
+                assert a["dimensions"] == b["dimensions"], where
+                assert a.get("indices") == b.get("indices"), where
+                np.testing.assert_allclose(a["values"], b["values"], rtol=rtol, atol=1e-12, err_msg=where)
             elif isinstance(a, float) or isinstance(b, float):
-                np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-12, err_msg=f"row {r} {field}")
+                np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-12, err_msg=where)
             else:
-                assert a == b, (r, field)
+                assert a == b, where
 
 
 @pytest.fixture(scope="module")

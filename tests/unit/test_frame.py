@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,20 @@ def test_sparse_tensor_rows_are_densified() -> None:
         }
     )
     np.testing.assert_array_equal(frame.column("v"), [[0.0, 0.0, 5.0]])
+
+
+def test_sparse_rows_are_written_back_sparse_and_dense_rows_dense() -> None:
+    tensor = {"type": "tensor", "base": "double", "dimensions": [3]}
+    data: dict[str, Any] = {
+        "schema": {"fields": [{"name": "v", "type": tensor}]},
+        "rows": [
+            [{"indices": [[0], [2]], "values": [1.0, 5.0], "dimensions": [3]}],
+            [{"values": [1.0, 2.0, 3.0], "dimensions": [3]}],
+        ],
+    }
+    frame = LeapFrame.from_mleap_json(data)
+    assert frame.to_mleap_json() == data
+    assert frame.take(np.array([False, True])).to_mleap_json()["rows"] == [data["rows"][1]]
 
 
 def test_with_column_appends_and_select_reorders() -> None:

@@ -155,3 +155,28 @@ def test_single_row_frames_score_like_the_same_rows_in_a_batch(tmp_path: Path) -
         strict_bundle.transform(doubles_frame(idx=np.array([7.0])))
     with pytest.raises(FrameError, match=r"invalid label nan"):
         strict_bundle.transform(doubles_frame(idx=np.array([np.nan])))
+
+
+def test_json_output_uses_sparse_vectors_where_mleap_does(tmp_path: Path) -> None:
+    encoder = NodeSpec(
+        "ohe",
+        "one_hot_encoder",
+        {"size": ("long", 3), "drop_last": ("boolean", False)},
+        [("input", "i")],
+        [("output", "vec")],
+    )
+    attrs = {
+        "input_shapes": ("shapes", [("tensor", 3), ("scalar", None), ("scalar", None), ("scalar", None)])
+    }
+    sockets = [("input0", "vec"), ("input1", "a"), ("input2", "b"), ("input3", "c")]
+    assembler = NodeSpec("va", "vector_assembler", attrs, sockets, [("output", "all")])
+    bundle = load(pipeline(encoder, assembler), tmp_path)
+    zeros = np.zeros(2)
+    out = bundle.transform(
+        doubles_frame(i=np.array([1.0, 2.0]), a=zeros, b=np.array([0.0, 5.0]), c=np.array([0.0, 6.0]))
+    )
+    rows = out.to_mleap_json()["rows"]
+    assert rows[0][4] == {"indices": [[1]], "values": [1.0], "dimensions": [3]}
+    # Spark's `compressed`: sparse while 1.5 * (non-zeros + 1) < size, else dense
+    assert rows[0][5] == {"indices": [[1]], "values": [1.0], "dimensions": [6]}
+    assert rows[1][5] == {"values": [0.0, 0.0, 1.0, 0.0, 5.0, 6.0], "dimensions": [6]}

@@ -9,7 +9,7 @@ import numpy as np
 
 from scorer.bundle.errors import BundleError, FrameError
 from scorer.bundle.op import DOUBLE, NodeContext, Op, double_vector
-from scorer.frame import DataType, Field, LeapFrame
+from scorer.frame import DataType, Field, LeapFrame, compressed_rows
 
 _HANDLERS = ("error", "skip", "keep")
 
@@ -150,7 +150,9 @@ class OneHotEncoder(Op):
                     raise FrameError(f"{self.where(source)}: unseen value {bad} (handle_invalid is error)")
                 idx[invalid] = size
             out.append((field, table[idx]))
-        return frame.with_columns(out)
+        # MLeap's encoder builds sparse vectors, so its frames print them with indices
+        every_row = np.ones(frame.n_rows, dtype=np.bool_)
+        return frame.with_columns(out, sparse={f.name: every_row for f, _ in out})
 
     def _one_index(self, source: str, v: float, size: int) -> int:
         if not math.isfinite(v) or v != int(v):
@@ -211,7 +213,9 @@ class VectorAssembler(Op):
                 blocks.append(self.doubles(frame, name)[:, None])
             else:
                 blocks.append(self.vectors(frame, name, width))
-        return frame.with_column(self.output_fields[0], np.concatenate(blocks, axis=1))
+        vectors = np.concatenate(blocks, axis=1)
+        field = self.output_fields[0]
+        return frame.with_columns(((field, vectors),), sparse={field.name: compressed_rows(vectors)})
 
 
 def load_vector_assembler(ctx: NodeContext) -> Op:

@@ -8,7 +8,7 @@ import numpy as np
 
 from scorer.bundle.errors import BundleError, FrameError
 from scorer.bundle.op import DOUBLE, NodeContext, Op, double_vector
-from scorer.frame import DataType, Field, LeapFrame
+from scorer.frame import DataType, Field, LeapFrame, compressed_rows
 
 Elementwise = Callable[[np.ndarray], np.ndarray]
 
@@ -19,6 +19,8 @@ class Elementwise1(Op):
     source: str
     width: int | None  # None for a scalar column
     fn: Elementwise
+    # how MLeap holds the output vectors: "dense", "compressed" (Spark's rule), or "input" (as the input)
+    layout: str = "dense"
 
     def transform(self, frame: LeapFrame) -> LeapFrame:
         """Append fn(input)."""
@@ -27,10 +29,15 @@ class Elementwise1(Op):
         else:
             x = self.vectors(frame, self.source, self.width)
         with np.errstate(all="ignore"):
-            return frame.with_column(self.output_fields[0], self.fn(x))
+            y = self.fn(x)
+        field = self.output_fields[0]
+        if self.layout == "dense":
+            return frame.with_columns(((field, y),))
+        rows = compressed_rows(y) if self.layout == "compressed" else frame.sparse_rows(self.source)
+        return frame.with_columns(((field, y),), sparse=None if rows is None else {field.name: rows})
 
 
-def _unary(ctx: NodeContext, width: int | None, fn: Elementwise, nullable_in: bool = False) -> Op:
+def _unary(ctx: NodeContext, width: int | None, fn: Elementwise, nullable_in: bool = False) -> Elementwise1:
     op = Elementwise1(ctx.op, ctx.name, ctx.path, ctx.inputs, ctx.outputs)
     op.source, op.width, op.fn = ctx.input("input"), width, fn
     out = ctx.output("output")
@@ -71,6 +78,11 @@ def load_standard_scaler(ctx: NodeContext) -> Op:
 
         def fn(x: np.ndarray) -> np.ndarray:
             return x * inv
+
+        # without a mean MLeap scales sparse vectors in place, keeping them sparse
+        op = _unary(ctx, size, fn)
+        op.layout = "input"
+        return op
 
     return _unary(ctx, size, fn)
 
@@ -118,7 +130,10 @@ def load_binarizer(ctx: NodeContext) -> Op:
                     f"{ctx.where}: attribute 'input_shapes' needs a one-dimensional tensor size"
                 )
             width = shape.dimensions[0]
-    return _unary(ctx, width, lambda x: (x > threshold).astype(np.float64))
+    op = _unary(ctx, width, lambda x: (x > threshold).astype(np.float64))
+    if width is not None:
+        op.layout = "compressed"  # MLeap builds a sparse vector of the ones, then `compressed`
+    return op
 
 
 class Bucketizer(Op):
