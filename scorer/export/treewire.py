@@ -12,7 +12,7 @@ from rtscore.errors import InvalidArgument
 from scorer.trees.tree import Tree
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _preorder_ids(left: np.ndarray, right: np.ndarray) -> np.ndarray:  # pragma: no cover - numba
     """Node ids in pre-order (node, left subtree, right subtree) starting from node 0."""
     n = left.shape[0]
@@ -99,7 +99,7 @@ def _leaf_length(k: int) -> int:  # pragma: no cover - numba
     return 1 + _varint_len(8 * k) + 8 * k if k > 0 else 0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _encode_nodes(
     feature: np.ndarray, thr_bits: np.ndarray, value_bits: np.ndarray, is_leaf: np.ndarray
 ) -> np.ndarray:  # pragma: no cover - numba

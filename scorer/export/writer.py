@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import shutil
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,33 +28,37 @@ def _pretty(obj: Any) -> bytes:
     return json.dumps(obj, indent=2).encode("utf-8")
 
 
-def _model_files(model: OpModel, prefix: str, fmt: str) -> Iterator[tuple[str, bytes]]:
+# A file's path and the call that makes its bytes; calls may run on worker threads.
+LazyFile = tuple[str, Callable[[], bytes]]
+
+
+def _ready(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
+
+
+def _encoded(message: Any, fmt: str, as_json: Callable[[Any], dict[str, Any]]) -> Callable[[], bytes]:
+    return _ready(message.SerializeToString() if fmt == "protobuf" else _pretty(as_json(message)))
+
+
+def _model_files(model: OpModel, prefix: str, fmt: str) -> Iterator[LazyFile]:
     ext = "pb" if fmt == "protobuf" else "json"
-    message = model.to_pb()
-    yield (
-        f"{prefix}model.{ext}",
-        (message.SerializeToString() if fmt == "protobuf" else _pretty(model_json(message))),
-    )
+    yield f"{prefix}model.{ext}", _encoded(model.to_pb(), fmt, model_json)
     for stem, produce in model.files.items():
-        yield f"{prefix}{stem}.{ext}", produce(fmt)
+        yield f"{prefix}{stem}.{ext}", functools.partial(produce, fmt)
     for name, sub in model.submodels.items():
         yield from _model_files(sub, f"{prefix}{name}/", fmt)
 
 
-def _node_files(node: OpNode, prefix: str, fmt: str) -> Iterator[tuple[str, bytes]]:
+def _node_files(node: OpNode, prefix: str, fmt: str) -> Iterator[LazyFile]:
     yield from _model_files(node.model, prefix, fmt)
-    message = node.to_pb()
     ext = "pb" if fmt == "protobuf" else "json"
-    yield (
-        f"{prefix}node.{ext}",
-        message.SerializeToString() if fmt == "protobuf" else _pretty(node_json(message)),
-    )
+    yield f"{prefix}node.{ext}", _encoded(node.to_pb(), fmt, node_json)
     for child in node.children:
         yield from _node_files(child, f"{prefix}{child.name}.node/", fmt)
 
 
-def bundle_files(root: OpNode, name: str, fmt: str) -> Iterator[tuple[str, bytes]]:
-    """Every file of the bundle as (relative path, bytes), `bundle.json` first, produced lazily."""
+def bundle_files(root: OpNode, name: str, fmt: str) -> Iterator[LazyFile]:
+    """Every file of the bundle as (relative path, call making its bytes), `bundle.json` first."""
     if fmt not in FORMATS:
         raise InvalidArgument(f"unknown bundle format {fmt!r}; expected one of {', '.join(FORMATS)}")
     info = {
@@ -61,8 +68,26 @@ def bundle_files(root: OpNode, name: str, fmt: str) -> Iterator[tuple[str, bytes
         "version": BUNDLE_VERSION,
         "timestamp": dt.datetime.now().isoformat(timespec="milliseconds"),
     }
-    yield "bundle.json", _pretty(info)
+    yield "bundle.json", _ready(_pretty(info))
     yield from _node_files(root, "root/", fmt)
+
+
+def _prefetched(files: Iterator[LazyFile], workers: int = 2, window: int = 8) -> Iterator[tuple[str, bytes]]:
+    """Make file bytes on worker threads a few files ahead of the writer, in order.
+
+    The tree encoder releases the GIL and so does zlib, so encoding overlaps compression; the
+    window bounds how many encoded trees wait in memory.
+    """
+    pending: deque[tuple[str, Future[bytes]]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bundle-file") as pool:
+        for path, make in files:
+            pending.append((path, pool.submit(make)))
+            if len(pending) >= window:
+                done_path, future = pending.popleft()
+                yield done_path, future.result()
+        while pending:
+            done_path, future = pending.popleft()
+            yield done_path, future.result()
 
 
 def _parents(path: str) -> list[str]:
@@ -75,7 +100,7 @@ def write_bundle(root: OpNode, out: Path, *, name: str, fmt: str) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    files = bundle_files(root, name, fmt)
+    files = _prefetched(bundle_files(root, name, fmt))
     try:
         if out.suffix == ".zip":
             _write_zip(files, tmp)
