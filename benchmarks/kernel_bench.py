@@ -7,6 +7,7 @@ The trained model is kept under .cache/kernel_bench/ so it is built once per siz
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import subprocess
@@ -41,7 +42,6 @@ def train_or_load(n_trees: int, n_rows: int, n_features: int, seed: int) -> tupl
         print(f"trained {n_trees} trees in {time.perf_counter() - started:.1f} s", flush=True)
         CACHE_ROOT.mkdir(parents=True, exist_ok=True)
         joblib.dump(model, path)
-    model.set_params(n_jobs=1)
     rows = rng.normal(size=(4096, n_features)).astype(np.float32).astype(np.float64)
     return model, rows
 
@@ -99,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=200_000, help="training rows")
     parser.add_argument("--features", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--distinct",
+        type=int,
+        default=None,
+        help="train only this many trees and repeat them up to --trees (each copy stored separately)",
+    )
     parser.add_argument("--single", type=int, default=5000, help="single-row calls to time")
     parser.add_argument("--sklearn-single", type=int, default=300, help="single-row scikit-learn calls")
     parser.add_argument("--lanes", default="1,8,16,32,64", help="lockstep widths to compare")
@@ -108,7 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     from scorer.trees import ForestCache, compile_forest, decode_tree_pb
     from scorer.trees.forest import CompiledForest
 
-    model, rows = train_or_load(args.trees, args.rows, args.features, args.seed)
+    distinct = args.distinct or args.trees
+    model, rows = train_or_load(distinct, args.rows, args.features, args.seed)
+    if distinct != args.trees:
+        # copies are separate objects at separate addresses, so memory traffic is that of distinct trees
+        copies = [copy.deepcopy(est) for _ in range(-(-args.trees // distinct)) for est in model.estimators_]
+        model.estimators_ = copies[: args.trees]
+        model.n_estimators = args.trees
+        print(f"{distinct} trained trees repeated to {args.trees}")
+    model.set_params(n_jobs=1)
     trees = []
     for estimator in model.estimators_:
         counts = estimator.tree_.value[:, 0, :]
@@ -149,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"scikit-learn predict_proba single row (n_jobs=1): {percentiles(samples)}")
 
     cache_dir = CACHE_ROOT / "forests"
-    key = f"rf-{args.trees}-{args.rows}-{args.features}-{args.seed}"
+    key = f"rf-{args.trees}-{distinct}-{args.rows}-{args.features}-{args.seed}"
     started = time.perf_counter()
     ForestCache(cache_dir).get_or_compile(key, lambda: decoded, None)
     print(f"cache get_or_compile (store or hit): {time.perf_counter() - started:.2f} s")
