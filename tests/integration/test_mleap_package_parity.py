@@ -12,6 +12,7 @@ import pytest
 from scorer.bundle import load_bundle
 from scorer.frame import DataType, Field, LeapFrame
 from scorer.trees import ForestCache
+from tests.integration.test_bundle_fixtures import assert_frames_match, harness  # noqa: F401  (fixture)
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("mleap.sklearn.pipeline")
@@ -150,3 +151,33 @@ def test_math_unary_and_binary(tmp_path: Path) -> None:
         out_dir.mkdir()
         pipe.serialize_to_bundle(str(out_dir), "model", init=True)
         _close(_score(out_dir / "model.zip", tmp_path).column(column), expected)
+
+
+# --- the same bundles through MLeap's JVM runtime -------------------------------------------------
+
+
+@pytest.mark.jvm
+@pytest.mark.parametrize(
+    "kind", ["multinomial_logistic", "random_forest_classifier", "binarizer", "standard_scaler"]
+)
+def test_package_bundles_score_as_mleaps_jvm_runtime(harness: Any, tmp_path: Path, kind: str) -> None:  # noqa: F811
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import Binarizer, StandardScaler
+
+    model, target = {
+        # the package writes coef_ row-major; MLeap reads the matrix column-major, and so does rtscore
+        "multinomial_logistic": (LogisticRegression(max_iter=500), Y_CLASSES),
+        "random_forest_classifier": (
+            RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0),
+            Y_CLASSES,
+        ),
+        "binarizer": (Binarizer(threshold=1.0), None),
+        "standard_scaler": (StandardScaler(), None),
+    }[kind]
+    bundle = _export(tmp_path, model, target)
+    rows = 300
+    frame = {"schema": {"fields": [{"name": n, "type": "double"} for n in NAMES]}, "rows": X[:rows].tolist()}
+    ours = _score(bundle, tmp_path).to_mleap_json()
+    ours["rows"] = ours["rows"][:rows]
+    assert_frames_match(ours, harness.score(bundle, frame))
