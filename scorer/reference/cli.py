@@ -35,6 +35,12 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     bench.add_argument("--iterations", type=int, default=1000, help="timed calls (default 1000)")
     bench.add_argument("--warmup", type=int, default=200, help="untimed calls first (default 200)")
     bench.add_argument("--batch", type=int, default=1, help="rows per call (default 1)")
+    bench.add_argument(
+        "--mode",
+        choices=["frame", "row"],
+        default="frame",
+        help="frame: transform a LeapFrame per call; row: MLeap's RowTransformer per row (default frame)",
+    )
     bench.set_defaults(func=_bench)
 
 
@@ -68,7 +74,12 @@ def _bench(args: argparse.Namespace) -> int:
     from scorer.reference.harness import ReferenceHarness
 
     summary = ReferenceHarness().bench(
-        args.bundle, args.frame, iterations=args.iterations, warmup=args.warmup, batch=args.batch
+        args.bundle,
+        args.frame,
+        iterations=args.iterations,
+        warmup=args.warmup,
+        batch=args.batch,
+        mode=args.mode,
     )
     print(json.dumps(summary, indent=2))
     return 0

@@ -18,6 +18,8 @@ __all__ = ["ReferenceFailure", "ReferenceHarness"]
 
 BundleFormat = Literal["json", "protobuf"]
 FORMATS: tuple[BundleFormat, ...] = ("json", "protobuf")
+# "frame": Transformer.transform on a `batch`-row DefaultLeapFrame; "row": MLeap's RowTransformer per row.
+BenchMode = Literal["frame", "row"]
 
 
 class ReferenceHarness:
@@ -76,6 +78,7 @@ class ReferenceHarness:
         iterations: int = 1000,
         warmup: int = 200,
         batch: int = 1,
+        mode: BenchMode = "frame",
     ) -> dict[str, Any]:
         """Time MLeap's in-process transform of `batch`-row frames cycled from `frame`, in a JVM of its own.
 
@@ -83,7 +86,18 @@ class ReferenceHarness:
         """
         if iterations < 1 or warmup < 0 or batch < 1:
             raise InvalidArgument("bench needs iterations >= 1, warmup >= 0 and batch >= 1")
-        counts = ["--iterations", str(iterations), "--warmup", str(warmup), "--batch", str(batch)]
+        if mode not in ("frame", "row"):
+            raise InvalidArgument(f"unknown bench mode {mode!r}: expected frame or row")
+        counts = [
+            "--iterations",
+            str(iterations),
+            "--warmup",
+            str(warmup),
+            "--batch",
+            str(batch),
+            "--mode",
+            mode,
+        ]
         if isinstance(frame, Mapping):
             with tempfile.TemporaryDirectory(prefix="rtscore-bench-") as folder:
                 frame_file = Path(folder) / "frame.json"

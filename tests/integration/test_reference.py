@@ -190,11 +190,15 @@ def test_truncated_bundle_is_one_clear_error(harness: ReferenceHarness, tmp_path
 
 
 @pytest.mark.jvm
-def test_bench_reports_latency_summary_after_warmup(harness: ReferenceHarness) -> None:
-    summary = harness.bench(FIXTURES / "demo.zip", FIXTURES / "frame.demo.json", iterations=300, warmup=50)
+@pytest.mark.parametrize(("mode", "batch"), [("frame", 1), ("row", 3)])
+def test_bench_reports_latency_summary_after_warmup(
+    harness: ReferenceHarness, mode: Literal["frame", "row"], batch: int
+) -> None:
+    summary = harness.bench(
+        FIXTURES / "demo.zip", FIXTURES / "frame.demo.json", iterations=300, warmup=50, batch=batch, mode=mode
+    )
 
-    assert summary["iterations"] == 300
-    assert summary["batch"] == 1
+    assert (summary["mode"], summary["iterations"], summary["batch"]) == (mode, 300, batch)
     assert summary["rows"] == 4
     assert summary["load_seconds"] > 0
     latency = summary["latency_ms"]

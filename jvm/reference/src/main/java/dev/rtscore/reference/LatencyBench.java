@@ -7,26 +7,42 @@ import java.util.Locale;
 
 import ml.combust.mleap.runtime.frame.DefaultLeapFrame;
 import ml.combust.mleap.runtime.frame.Row;
+import ml.combust.mleap.runtime.frame.RowTransformer;
+import ml.combust.mleap.runtime.frame.RowTransformer$;
 import ml.combust.mleap.runtime.frame.Transformer;
 
-/** Times MLeap's in-process transform of small frames cut from one frame, as rtscore's peer. */
+/**
+ * Times MLeap's in-process transform of small frames cut from one frame, as rtscore's peer.
+ *
+ * <p>Mode {@code frame} calls {@code Transformer.transform} on a {@code DefaultLeapFrame} of {@code batch}
+ * rows; mode {@code row} calls a {@code RowTransformer} (MLeap's single-row fast path) on each of them.
+ */
 final class LatencyBench {
     private final Transformer root;
+    private final String mode;
+    private final RowTransformer rowTransformer;
+    private final List<Row> rows;
     private final List<DefaultLeapFrame> batches;
     private final int batch;
     private final int rowCount;
 
-    LatencyBench(Transformer root, DefaultLeapFrame frame, int batch) {
+    LatencyBench(Transformer root, DefaultLeapFrame frame, int batch, String mode) {
         if (batch < 1) {
             throw new HarnessException("--batch must be at least 1, got " + batch);
+        }
+        if (!mode.equals("frame") && !mode.equals("row")) {
+            throw new HarnessException("unknown --mode '" + mode + "' (frame or row)");
         }
         List<Row> rows = Frames.rows(frame);
         if (rows.isEmpty()) {
             throw new HarnessException("the benchmark frame has no rows");
         }
         this.root = root;
+        this.mode = mode;
+        this.rows = rows;
         this.batch = batch;
         this.rowCount = rows.size();
+        this.rowTransformer = mode.equals("row") ? rowTransformer(root, frame) : null;
         // Frames are cut before timing so a call measures MLeap's transform alone.
         this.batches = new ArrayList<>(rows.size());
         for (int start = 0; start < rows.size(); start++) {
@@ -41,14 +57,14 @@ final class LatencyBench {
         }
         long sink = 0;
         for (int i = 0; i < warmup; i++) {
-            sink += call(i).dataset().size();
+            sink += call(i);
         }
         long[] nanos = new long[iterations];
         for (int i = 0; i < iterations; i++) {
             long started = System.nanoTime();
-            DefaultLeapFrame result = call(i);
+            int produced = call(i);
             nanos[i] = System.nanoTime() - started;
-            sink += result.dataset().size();
+            sink += produced;
         }
         if (sink != (long) (warmup + iterations) * batch) {
             throw new HarnessException("MLeap returned frames of the wrong length during the benchmark");
@@ -56,10 +72,28 @@ final class LatencyBench {
         return summary(nanos, loadSeconds);
     }
 
-    private DefaultLeapFrame call(int i) {
+    /** One timed unit of work; returns how many rows MLeap produced. */
+    private int call(int i) {
         // Calls walk the rows in order, `batch` at a time, wrapping around the frame.
         int start = (int) (((long) i * batch) % rowCount);
-        return Frames.transform(root, batches.get(start));
+        if (rowTransformer == null) {
+            return Frames.transform(root, batches.get(start)).dataset().size();
+        }
+        int produced = 0;
+        for (int j = 0; j < batch; j++) {
+            if (rowTransformer.transform(rows.get((start + j) % rowCount)) != null) {
+                produced++;
+            }
+        }
+        return produced;
+    }
+
+    private static RowTransformer rowTransformer(Transformer root, DefaultLeapFrame frame) {
+        try {
+            return root.transform(RowTransformer$.MODULE$.apply(frame.schema())).get();
+        } catch (Exception e) {
+            throw new HarnessException("MLeap could not build a row transformer for the frame's schema", e);
+        }
     }
 
     private String summary(long[] nanos, double loadSeconds) {
@@ -67,11 +101,11 @@ final class LatencyBench {
         double mean = Arrays.stream(ms).average().orElse(Double.NaN);
         double variance = Arrays.stream(ms).map(v -> (v - mean) * (v - mean)).sum() / ms.length;
         return String.format(Locale.ROOT,
-                "{\"runtime\": \"mleap-jvm\", \"mleap_version\": \"%s\", \"java_version\": \"%s\", "
+                "{\"runtime\": \"mleap-jvm\", \"mode\": \"%s\", \"mleap_version\": \"%s\", \"java_version\": \"%s\", "
                         + "\"load_seconds\": %.6f, \"iterations\": %d, \"batch\": %d, \"rows\": %d, "
                         + "\"latency_ms\": {\"avg\": %.6f, \"p50\": %.6f, \"p95\": %.6f, \"p99\": %.6f, "
                         + "\"max\": %.6f, \"min\": %.6f, \"stddev\": %.6f}}",
-                ReferenceMain.mleapVersion(), System.getProperty("java.version"), loadSeconds, ms.length,
+                mode, ReferenceMain.mleapVersion(), System.getProperty("java.version"), loadSeconds, ms.length,
                 batch, rowCount, mean, percentile(ms, 50), percentile(ms, 95), percentile(ms, 99),
                 ms[ms.length - 1], ms[0], Math.sqrt(variance));
     }

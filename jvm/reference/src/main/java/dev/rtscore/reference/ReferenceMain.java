@@ -23,7 +23,7 @@ public final class ReferenceMain {
     private static final String USAGE = String.join("\n",
             "usage: ReferenceMain score BUNDLE FRAME.json",
             "       ReferenceMain resave BUNDLE OUT --format json|protobuf",
-            "       ReferenceMain bench BUNDLE FRAME.json [--iterations N] [--warmup W] [--batch K]",
+            "       ReferenceMain bench BUNDLE FRAME.json [--iterations N] [--warmup W] [--batch K] [--mode frame|row]",
             "       ReferenceMain serve   (tab-separated requests on stdin, one reply line each)");
 
     // Held strongly: java.util.logging forgets a logger's level once nothing references it.
@@ -80,7 +80,8 @@ public final class ReferenceMain {
                 Bundle<Transformer> bundle = bundles.load(parsed.path(0));
                 double loadSeconds = (System.nanoTime() - started) / 1e9;
                 DefaultLeapFrame frame = frames.read(parsed.path(1));
-                LatencyBench bench = new LatencyBench(bundle.root(), frame, parsed.intOption("batch", 1));
+                LatencyBench bench = new LatencyBench(
+                        bundle.root(), frame, parsed.intOption("batch", 1), parsed.option("mode", "frame"));
                 out.println(bench.run(parsed.intOption("iterations", 1000), parsed.intOption("warmup", 200),
                         loadSeconds));
             }
