@@ -29,8 +29,10 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
 
     try:
         export_cli = importlib.import_module("scorer.export.cli")
-    except ImportError:
-        return  # the exporter is optional: inspect and score work without it
+    except ModuleNotFoundError as err:
+        if err.name not in ("scorer.export", "scorer.export.cli"):
+            raise  # the exporter exists but is broken: say so rather than hide the command
+        return  # no exporter in this tree: inspect and score work without it
     export_cli.add_export_parser(sub)
 
 
