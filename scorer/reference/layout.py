@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import shutil
@@ -78,6 +79,19 @@ class HarnessLayout:
         pom = self.project / "pom.xml"
         if not pom.is_file():
             raise Unavailable(f"the reference harness project is missing: {pom} does not exist")
+        lock_path = self.project / "target" / ".build.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("w") as lock:
+            # Two test runs at once would otherwise interleave Maven writes into one target/.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not force and not self.is_stale():
+                return False  # built by whoever held the lock before us
+            self._run_maven(mvn, pom, timeout)
+            # Maven may leave an unchanged jar untouched; its mtime is what marks the build as current.
+            os.utime(self.jar)
+        return True
+
+    def _run_maven(self, mvn: str, pom: Path, timeout: float) -> None:
         try:
             done = subprocess.run(
                 [mvn, "-q", "-B", "-f", str(pom), "package"],
@@ -91,7 +105,6 @@ class HarnessLayout:
         if done.returncode != 0:
             tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
             raise FailedPrecondition(f"building the reference harness with Maven failed: {tail}")
-        return True
 
     def ensure_runnable(self) -> None:
         """Build when Maven is present and the jar is stale; `Unavailable` when Java or the jar is missing."""
