@@ -106,6 +106,8 @@ class BundleArchive:
         digest = hashlib.sha256()
         for file in sorted(p for p in self._root.rglob("*") if p.is_file()):
             rel = file.relative_to(self._root).as_posix()
+            if not file.resolve().is_relative_to(self._root):
+                raise BundleError(f"{self.label}: {rel} links outside the bundle directory")
             digest.update(rel.encode() + b"\x00")
             with file.open("rb") as fh:
                 for chunk in iter(lambda fh=fh: fh.read(_CHUNK), b""):  # type: ignore[misc]

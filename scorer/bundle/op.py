@@ -110,14 +110,14 @@ class Op:
         """Column `name` as float64 [n]; it must be a numeric scalar."""
         col = frame.column(name)
         if col.ndim != 1 or col.dtype == np.object_:
-            raise FrameError(f"{self.where(name)} must be a numeric scalar, got {frame.field(name).dtype}")
+            raise FrameError(f"{self.where(name)} must be a numeric scalar, got {_kind(frame, name)}")
         return col if col.dtype == np.float64 else col.astype(np.float64)
 
     def vectors(self, frame: LeapFrame, name: str, size: int | None) -> np.ndarray:
         """Column `name` as float64 [n, size]; it must be a numeric tensor of that size."""
         col = frame.column(name)
         if col.ndim != 2 or col.dtype == np.object_:
-            raise FrameError(f"{self.where(name)} must be a tensor of doubles, got {frame.field(name).dtype}")
+            raise FrameError(f"{self.where(name)} must be a tensor of doubles, got {_kind(frame, name)}")
         if size is not None and col.shape[1] != size:
             raise FrameError(f"{self.where(name)} has {col.shape[1]} values per row, expected {size}")
         return col if col.dtype == np.float64 else col.astype(np.float64)
@@ -128,6 +128,12 @@ class Op:
         if col.ndim != 1:
             raise FrameError(f"{self.where(name)} must be a scalar column, got a tensor")
         return col
+
+
+def _kind(frame: LeapFrame, name: str) -> str:
+    dt = frame.field(name).dtype
+    dims = f" {list(dt.dimensions)}" if dt.dimensions else ""
+    return f"a {dt.shape} of {dt.base}{dims}"
 
 
 Factory = Callable[[NodeContext], Op]

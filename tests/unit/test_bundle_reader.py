@@ -232,3 +232,13 @@ def test_bundle_json_with_unknown_format(tmp_path: Path) -> None:
     files["bundle.json"] = json.dumps({"name": "x", "format": "xml", "version": "0.20.0"}).encode()
     with pytest.raises(BundleError, match=r"bundle.json: field 'format' must be 'json' or 'protobuf'"):
         load_bundle(write_files(files, tmp_path, zipped=True), cache=None)
+
+
+def test_directory_symlink_out_of_the_bundle_is_rejected(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not part of any bundle")
+    (tmp_path / "b").mkdir()
+    path = write_bundle(pipeline(LINEAR), tmp_path / "b")
+    (path / "root" / "leak.json").symlink_to(secret)
+    with pytest.raises(BundleError, match=r"leak\.json links outside the bundle directory"):
+        load_bundle(path, cache=None)
