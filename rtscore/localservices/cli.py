@@ -15,7 +15,7 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     up.set_defaults(func=_up)
     down = actions.add_parser("down", help="stop the services started by `up`; leaves no process behind")
     down.set_defaults(func=_down)
-    status = actions.add_parser("status", help="say what runs where")
+    status = actions.add_parser("status", help="say what runs where (exit status 3 when one is stopped)")
     status.set_defaults(func=_status)
     env = actions.add_parser("env", help='print RTSCORE_… assignments for `eval "$(rtscore services env)"`')
     env.add_argument("--export", action="store_true", help="prefix each line with `export `")

@@ -21,11 +21,14 @@ from rtscore.localservices.processes import log_tail, spawn_detached, stop_group
 from rtscore.localservices.settings import LocalServicesSettings
 
 MAIN_CLASS = "kafka.Kafka"
+_DEPENDENCY_PLUGIN = "3.8.1"  # the version jvm/kafka/pom.xml configures
 _STAMP = ".pom-sha256"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Lines by which Maven says the network, not the build, failed.
 _OFFLINE = re.compile(
     r"Could not transfer|Unknown host|UnknownHost|Connection refused|Network is unreachable|"
-    r"timed out|Could not resolve dependencies|No route to host|offline mode",
+    r"timed out|Could not resolve|No route to host|offline mode|No plugin found for prefix|"
+    r"could not be resolved|Non-resolvable",
     re.IGNORECASE,
 )
 
@@ -75,7 +78,10 @@ def fetch_jars(libs: Path, pom: Path, timeout_s: float) -> bool:
         )
     if libs.exists():
         shutil.rmtree(libs)  # jars of another Kafka version must not share the classpath
-    command = [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies", f"-Dlibs.dir={libs}"]
+    # The goal is named in full so an unreachable registry reads as a transfer error, not as an
+    # unknown plugin prefix.
+    goal = f"org.apache.maven.plugins:maven-dependency-plugin:{_DEPENDENCY_PLUGIN}:copy-dependencies"
+    command = [mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(pom), goal, f"-Dlibs.dir={libs}"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout_s)
     except subprocess.TimeoutExpired as err:
@@ -84,11 +90,12 @@ def fetch_jars(libs: Path, pom: Path, timeout_s: float) -> bool:
             "https://repo.maven.apache.org (or a mirror in ~/.m2/settings.xml)"
         ) from err
     if done.returncode != 0:
-        output = (done.stdout + done.stderr).strip()
+        output = _ANSI.sub("", done.stdout + done.stderr).strip()
         offline = next((line for line in output.splitlines() if _OFFLINE.search(line)), None)
         if offline is not None:
+            reason = offline.removeprefix("[ERROR]").strip()
             raise ToolMissing(
-                f"Maven could not download Kafka's jars ({offline.strip()[:300]}): allow access to "
+                f"Maven could not download Kafka's jars ({reason[:400]}): allow access to "
                 "https://repo.maven.apache.org (or configure a mirror in ~/.m2/settings.xml) and run again"
             )
         raise ServiceFailed(f"`{' '.join(command)}` failed:\n{output[-3000:]}")

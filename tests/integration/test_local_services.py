@@ -162,3 +162,19 @@ def test_cli_reports_a_missing_tool_as_one_line_without_traceback(tmp_path: Path
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert "initdb and pg_ctl were not found" in done.stderr
+
+
+@pytest.mark.slow
+def test_unreachable_maven_registry_is_named_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An empty local repository and a proxy that refuses every connection: Maven cannot reach Central.
+    refuse = "-Dhttps.proxyHost=127.0.0.1 -Dhttps.proxyPort=9 -Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort=9"
+    monkeypatch.setenv("MAVEN_OPTS", f"-Dmaven.repo.local={tmp_path / 'm2'} {refuse}")
+    services = LocalServices(tmp_path, _own_settings(), kafka_libs=tmp_path / "libs")
+
+    with pytest.raises(ToolMissing, match=r"Maven could not download Kafka's jars") as caught:
+        services.fetch()
+
+    assert "repo.maven.apache.org" in str(caught.value)
+    assert "\n" not in str(caught.value)
