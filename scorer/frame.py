@@ -180,7 +180,7 @@ class LeapFrame:
         for f, a in pairs:
             if a.shape[0] != n:
                 raise FrameError(f"column {f.name!r} has {a.shape[0]} rows, expected {n}")
-            if f.name in layout or (sparse and f.name in sparse):
+            if f.name in layout:  # a replaced column forgets the old layout
                 layout = {k: v for k, v in layout.items() if k != f.name}
             i = index.get(f.name)
             if i is None:
