@@ -165,6 +165,10 @@ def encode_tree_pb(tree: Tree) -> bytes:
     return _encode_nodes(feature, thr_bits, value_bits, is_leaf).tobytes()
 
 
+# One encoder for every leaf: `json.dumps` with separators builds a new encoder per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode_tree_json(tree: Tree) -> bytes:
     """MLeap's `tree.json`: one compact JSON node per line, pre-order."""
     _check_continuous(tree)
@@ -173,7 +177,7 @@ def encode_tree_json(tree: Tree) -> bytes:
     values = tree.values.tolist()
     leaf = (tree.left < 0).tolist()
     lines = [
-        '{"type":"leaf","values":' + json.dumps(values[i], separators=(",", ":")) + "}"
+        '{"type":"leaf","values":' + _COMPACT.encode(values[i]) + "}"
         if leaf[i]
         else f'{{"type":"internal","split":{{"type":"continuous","featureIndex":{features[i]},'
         f'"threshold":{thresholds[i]!r}}}}}'
