@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,17 @@ def test_package_bundles_score_as_mleaps_jvm_runtime(harness: Any, tmp_path: Pat
     ours = _score(bundle, tmp_path).to_mleap_json()
     ours["rows"] = ours["rows"][:rows]
     assert_frames_match(ours, harness.score(bundle, frame))
+
+
+@pytest.mark.jvm
+def test_forest_resaved_as_protobuf_by_mleap_scores_the_same(harness: Any, tmp_path: Path) -> None:  # noqa: F811
+    from sklearn.ensemble import RandomForestClassifier
+
+    model = RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0)
+    resaved = harness.resave(_export(tmp_path, model, Y_CLASSES), tmp_path / "resaved.zip", "protobuf")
+    with zipfile.ZipFile(resaved) as zf:
+        # trees written by MLeap 0.20 itself, under the name it used before 0.23
+        assert any(n.endswith("/nodes.pb") for n in zf.namelist())
+    out = load_bundle(resaved, cache=ForestCache(tmp_path / "pb-cache")).transform(_frame())
+    _close(out.column("probability"), model.predict_proba(_df()))
+    np.testing.assert_array_equal(out.column("prediction"), model.predict(_df()))

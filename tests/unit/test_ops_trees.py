@@ -144,3 +144,15 @@ def test_warm_load_decodes_no_tree_files(tmp_path: Path, monkeypatch: pytest.Mon
     warm = load(node, tmp_path, "json", zipped=True).transform(doubles_frame(f=X)).column("y")
     np.testing.assert_array_equal(warm, cold)
     np.testing.assert_allclose(cold, [(_leaf(REG_A, r)[0] + _leaf(REG_B, r)[0]) / 2 for r in X.tolist()])
+
+
+def test_trees_saved_as_nodes_files_by_older_mleap_load(tmp_path: Path) -> None:
+    from scorer.bundle import load_bundle
+    from scorer.trees import ForestCache
+    from tests.unit.bundle_files import bundle_files, write_files
+
+    node = _ensemble("random_forest_regression", [REG_A, REG_B], {}, [("prediction", "y")])
+    files = {k.replace("/tree.pb", "/nodes.pb"): v for k, v in bundle_files(node, "protobuf").items()}
+    bundle = load_bundle(write_files(files, tmp_path, zipped=True), cache=ForestCache(tmp_path / "cache"))
+    expected = [(_leaf(REG_A, r)[0] + _leaf(REG_B, r)[0]) / 2 for r in X.tolist()]
+    np.testing.assert_allclose(bundle.transform(doubles_frame(f=X)).column("y"), expected, rtol=1e-12)

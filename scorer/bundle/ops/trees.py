@@ -28,8 +28,12 @@ def _tree_reader(ctx: NodeContext, directories: Sequence[str], width: int) -> Ca
 
     def read() -> list[Tree]:
         trees = []
+        ext = "json" if ctx.format == "json" else "pb"
         for directory in directories:
-            rel = BundleArchive.join(directory, "tree.json" if ctx.format == "json" else "tree.pb")
+            rel = BundleArchive.join(directory, f"tree.{ext}")
+            legacy = BundleArchive.join(directory, f"nodes.{ext}")
+            if not ctx.archive.exists(rel) and ctx.archive.exists(legacy):
+                rel = legacy  # MLeap before 0.23 wrote its trees as nodes.json / nodes.pb
             where = f"{ctx.archive.label}: {rel}"
             data = ctx.archive.read(rel)
             tree = decode_tree_json(data, where) if ctx.format == "json" else decode_tree_pb(data, where)
