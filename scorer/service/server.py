@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -115,10 +116,16 @@ class ScorerServer:
         if self._draining:
             return
         self._draining = True
-        log.info("draining", extra={"grace_s": self.settings.drain_grace_s})
+        grace = self.settings.drain_grace_s
+        log.info("draining", extra={"grace_s": grace})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         await self.health.shut_down()
-        self.core.gate.close()
-        await self._stop_server(self.settings.drain_grace_s)
+        # The server keeps accepting while scoring calls finish, so a late call gets a clear
+        # UNAVAILABLE from the gate (which clients retry elsewhere) instead of a transport cancel.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.core.drain(), grace)
+        await self._stop_server(max(0.0, deadline - loop.time()))
 
     async def _stop_server(self, grace: float) -> None:
         if self._server is not None:

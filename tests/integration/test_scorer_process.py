@@ -138,33 +138,50 @@ def test_canary_from_files_gates_start_and_health(tmp_path: Path) -> None:
 
 
 def test_sigterm_drains_in_flight_calls_and_exits_zero(demo_scorer: ScorerProcess) -> None:
-    request = scorer_pb2.ScoreRequest(model="demo", frame=demo_batch(150_000))
+    big = scorer_pb2.ScoreRequest(model="demo", frame=demo_batch(400_000), select=["demo:prediction"])
+    small = scorer_pb2.ScoreRequest(model="demo", frame=demo_batch(1))
     outcome: dict[str, object] = {}
-    with grpc.insecure_channel(
-        demo_scorer.target, options=[("grpc.max_receive_message_length", 64 << 20)]
-    ) as channel:
+    refused: list[str] = []
+    stop = threading.Event()
+    with grpc.insecure_channel(demo_scorer.target) as channel:
         stub = scorer_pb2_grpc.ScorerStub(channel)
         stub.ListModels(scorer_pb2.ListModelsRequest(), timeout=5)  # connected before the race starts
         health = health_pb2_grpc.HealthStub(channel)
         watch = health.Watch(health_pb2.HealthCheckRequest(service="demo"), timeout=30)
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
 
-        def call() -> None:
+        def big_call() -> None:
             try:
-                outcome["reply"] = stub.Score(request, timeout=30)
+                outcome["reply"] = stub.Score(big, timeout=30)
             except grpc.RpcError as err:
                 outcome["error"] = err
+            outcome["done"] = time.monotonic()
 
-        worker = threading.Thread(target=call)
-        worker.start()
-        time.sleep(0.15)  # the batch is on the server now: scoring and encoding it takes longer than this
+        def load() -> None:  # steady small calls until the drain refuses them
+            while not stop.is_set():
+                try:
+                    stub.Score(small, timeout=10)
+                except grpc.RpcError as err:
+                    refused.append(f"{err.code().name}: {err.details()}")  # type: ignore[attr-defined]
+                    return
+
+        threads = [threading.Thread(target=big_call), *(threading.Thread(target=load) for _ in range(3))]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)  # the batch is on the server now: decoding and scoring it takes longer
+        signalled = time.monotonic()
         demo_scorer.proc.send_signal(signal.SIGTERM)
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
-        worker.join(30)
+        threads[0].join(30)
+        stop.set()
+        for t in threads[1:]:
+            t.join(30)
     assert "error" not in outcome, outcome.get("error")
     reply = outcome["reply"]
     assert isinstance(reply, scorer_pb2.ScoreResponse)
-    assert reply.frame.rows == 150_000
+    assert reply.frame.rows == 400_000
+    assert float(outcome["done"]) > signalled, "the big call ended before SIGTERM: nothing was in flight"  # type: ignore[arg-type]
+    assert all(r.startswith("UNAVAILABLE: the scorer is draining") for r in refused), refused
     code, stderr = demo_scorer.stop()
     assert code == 0, stderr
     assert '"msg": "draining"' in stderr
