@@ -163,7 +163,9 @@ def run_compare(args: argparse.Namespace) -> int:
     print(f"\ncommon rate: {rate_note.get('rate'):g}/s ({rate_note.get('reason')})")
     sweep = rate_note.get("rtscore_p99_10ms")
     if sweep:
-        print(f"rtscore p99 stays under 10 ms up to {sweep['last_rate_under']}/s; {sweep['stopped_because']}")
+        under = sweep["last_rate_under"]
+        upto = f"up to {under:g}/s" if under else f"at no step (the first was {sweep['first_rate_over']:g}/s)"
+        print(f"rtscore's p99 stays under 10 ms {upto}: stopped because {sweep['stopped_because']}")
     for run in runs:
         if run.get("client", {}).get("short"):
             lag = run["client"]["send_lag_ms"]["p99"]

@@ -44,7 +44,9 @@ def write_plot(report: Mapping[str, Any], path: Path) -> Path:
     over_time.set_ylabel("latency (ms)")
     over_time.set_title("Latency over time (solid: p99, dotted: max)")
     for axes in (by_percentile, over_time):
-        axes.grid(True, alpha=0.3)
+        # Log latency: a 2 ms median and a 2 s overload stay readable on one axis.
+        axes.set_yscale("log")
+        axes.grid(True, which="both", alpha=0.3)
         if runs:
             axes.legend(fontsize="small")
     machine = report.get("machine", {})

@@ -34,6 +34,8 @@ def machine_info() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        # Other work on the machine shifts every number; the load average says how much there was.
+        "load_average": [round(v, 2) for v in os.getloadavg()],
         "versions": versions,
     }
 
