@@ -13,7 +13,7 @@ from typing import Any
 
 from benchmarks.histogram import LatencyRecorder
 from benchmarks.loadgen import LoadSpec, RunResult, run_load
-from rtscore.errors import RtscoreError, Unavailable
+from rtscore.errors import InvalidArgument, RtscoreError, Unavailable
 
 # Spawned interpreters need this long to import grpc and numpy before the common start time.
 _STARTUP_S = 3.0
@@ -32,7 +32,11 @@ def run(
     """Run `spec` from `processes` client processes (1: in this process); `progress(elapsed, ok, failed)`."""
     spec.check()
     if processes < 1:
-        raise RtscoreError(f"processes must be at least 1, got {processes}")
+        raise InvalidArgument(f"processes must be at least 1, got {processes}")
+    if spec.mode == "closed" and spec.concurrency < processes:
+        raise InvalidArgument(
+            f"closed loop: {processes} processes need at least as many callers (--concurrency)"
+        )
     if processes == 1:
         return asyncio.run(_in_process(spec, requests, progress))
     return _in_processes(spec, requests, processes, progress)

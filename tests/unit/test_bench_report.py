@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import clients
 from benchmarks.compare import nice_rate
 from benchmarks.histogram import LatencyRecorder
 from benchmarks.loadgen import LoadSpec, RunResult
@@ -128,6 +129,8 @@ def test_load_spec_names_its_bad_setting() -> None:
         LoadSpec("h:1", duration=None).check()
     share = LoadSpec("h:1", rate=90, count=10, duration=None, concurrency=3).share(0, 2)
     assert (share.rate, share.count, share.concurrency) == (45, 5, 2)
+    with pytest.raises(InvalidArgument, match="at least as many callers"):
+        clients.run(LoadSpec("h:1", mode="closed", concurrency=1), [b""], processes=2)
 
 
 def test_progress_bar_line() -> None:
