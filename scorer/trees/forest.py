@@ -146,9 +146,9 @@ def pack_forest(trees: Sequence[Tree], weights: np.ndarray | None) -> ForestArra
         offset += tree.n_nodes
         n_leaves += leaves.size
     # identical leaf rows (pure class counts, repeated regression values) are stored once
-    values, inverse = np.unique(np.concatenate(leaf_rows), axis=0, return_inverse=True)
+    values, inverse = distinct_rows(np.concatenate(leaf_rows))
     leaf_nodes = nodes[:, 0] == LEAF_MARK
-    nodes[leaf_nodes, 1] = inverse.reshape(-1)[nodes[leaf_nodes, 1]]
+    nodes[leaf_nodes, 1] = inverse[nodes[leaf_nodes, 1]]
     return ForestArrays(
         nodes=nodes,
         roots=roots,
@@ -157,3 +157,19 @@ def pack_forest(trees: Sequence[Tree], weights: np.ndarray | None) -> ForestArra
         cat_values=np.asarray(cat_values, dtype=np.float64),
         shape=np.array([n_features, max_depth], dtype=np.int64),
     )
+
+
+def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows (bit for bit) of a float64 matrix and each row's index among them."""
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    bits = rows.view(np.uint64)
+    # hash each row to one word so a 1-d sort finds duplicates; a full comparison guards against collisions
+    digest = np.full(rows.shape[0], 0xCBF29CE484222325, dtype=np.uint64)
+    for column in bits.T:
+        digest = (digest ^ column) * np.uint64(0x100000001B3)
+        digest ^= digest >> np.uint64(29)
+    _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
+    distinct = rows[first]
+    if not np.array_equal(distinct.view(np.uint64)[inverse], bits):
+        return rows, np.arange(rows.shape[0])
+    return distinct, inverse.reshape(-1)

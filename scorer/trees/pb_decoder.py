@@ -83,9 +83,11 @@ def _varint(buf: np.ndarray, pos: int, end: int) -> tuple[int, int]:  # pragma: 
 
 
 @njit(cache=True, nogil=True)
-def _double(buf: np.ndarray, pos: int) -> float:  # pragma: no cover - numba
-    """The little-endian double at `pos`."""
-    return buf[pos : pos + 8].copy().view(np.float64)[0]
+def _put_double(buf: np.ndarray, pos: int, dest_bytes: np.ndarray, index: int) -> None:  # pragma: no cover
+    """Copy the little-endian double at `pos` into slot `index` of a float64 array seen as bytes."""
+    base = 8 * index
+    for b in range(8):
+        dest_bytes[base + b] = buf[pos + b]
 
 
 @njit(cache=True, nogil=True)
@@ -117,12 +119,15 @@ def _fault(pos: int) -> int:  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
-def _doubles(buf, pos, end, wire, out, count):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Append one packed or unpacked repeated-double field to `out`; (next position, new count, status)."""
+def _doubles(buf, pos, end, wire, out_bytes, count):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Append a packed or unpacked repeated-double field to float64 slots seen as bytes.
+
+    Returns (next position, new count, status).
+    """
     if wire == 1:
         if pos + 8 > end:
             return pos, count, _TRUNCATED
-        out[count] = _double(buf, pos)
+        _put_double(buf, pos, out_bytes, count)
         return pos + 8, count + 1, _OK
     if wire != 2:
         return pos, count, _BAD_WIRE_TYPE
@@ -134,7 +139,7 @@ def _doubles(buf, pos, end, wire, out, count):  # type: ignore[no-untyped-def]  
     if length % 8 != 0:
         return pos, count, _BAD_PACKED
     for j in range(length // 8):
-        out[count + j] = _double(buf, pos + 8 * j)
+        _put_double(buf, pos + 8 * j, out_bytes, count + j)
     return pos + length, count + length // 8, _OK
 
 
@@ -179,6 +184,10 @@ def _decode(buf, big_endian_sizes, max_feature):  # type: ignore[no-untyped-def]
     cat_is_left = np.zeros(cap, dtype=np.bool_)
     values = np.empty(size // 8 + 1, dtype=np.float64)
     cats = np.empty(size // 8 + 1, dtype=np.float64)
+    # doubles are copied byte by byte into these views: the data has no alignment to rely on
+    threshold_bytes = threshold.view(np.uint8)
+    values_bytes = values.view(np.uint8)
+    cats_bytes = cats.view(np.uint8)
     n_values = 0
     n_cats = 0
     n = 0
@@ -232,7 +241,9 @@ def _decode(buf, big_endian_sizes, max_feature):  # type: ignore[no-untyped-def]
                         if pos < 0:
                             status = _fault(pos)
                         elif key >> 3 == 1:
-                            pos, n_values, status = _doubles(buf, pos, sub_end, key & 7, values, n_values)
+                            pos, n_values, status = _doubles(
+                                buf, pos, sub_end, key & 7, values_bytes, n_values
+                            )
                         else:
                             pos = _skip(buf, pos, sub_end, key & 7)
                             if pos < 0:
@@ -241,8 +252,8 @@ def _decode(buf, big_endian_sizes, max_feature):  # type: ignore[no-untyped-def]
                 else:
                     kind[n] = -2  # internal until its split says which
                     status = _read_internal(
-                        buf, pos, sub_end, n, kind, feature, threshold, cat_start, cat_count,
-                        cat_is_left, cats,
+                        buf, pos, sub_end, n, kind, feature, threshold_bytes, cat_start, cat_count,
+                        cat_is_left, cats_bytes,
                     )  # fmt: skip
                     n_cats = cat_start[n] + cat_count[n]
                     pos = sub_end
@@ -269,7 +280,19 @@ def _decode(buf, big_endian_sizes, max_feature):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _read_internal(buf, pos, end, n, kind, feature, threshold, cat_start, cat_count, cat_is_left, cats):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _read_internal(  # pragma: no cover - numba
+    buf: np.ndarray,
+    pos: int,
+    end: int,
+    n: int,
+    kind: np.ndarray,
+    feature: np.ndarray,
+    threshold_bytes: np.ndarray,
+    cat_start: np.ndarray,
+    cat_count: np.ndarray,
+    cat_is_left: np.ndarray,
+    cats_bytes: np.ndarray,
+) -> int:
     """Read an InternalNode's split into row `n`; returns a status."""
     while pos < end:
         key, pos = _varint(buf, pos, end)
@@ -297,7 +320,8 @@ def _read_internal(buf, pos, end, n, kind, feature, threshold, cat_start, cat_co
                 body_end = pos + body_len
                 kind[n] = CATEGORICAL if which == 1 else CONTINUOUS
                 feature[n] = 0
-                threshold[n] = 0.0
+                for b in range(8):
+                    threshold_bytes[8 * n + b] = 0
                 cat_count[n] = 0
                 cat_is_left[n] = False
                 while pos < body_end:
@@ -312,14 +336,14 @@ def _read_internal(buf, pos, end, n, kind, feature, threshold, cat_start, cat_co
                     elif which == 2 and f == 2 and w == 1:
                         if pos + 8 > body_end:
                             return _TRUNCATED
-                        threshold[n] = _double(buf, pos)
+                        _put_double(buf, pos, threshold_bytes, n)
                         pos += 8
                     elif which == 1 and f == 2 and w == 0:
                         value, pos = _varint(buf, pos, body_end)
                         cat_is_left[n] = value != 0
                     elif which == 1 and f == 4:
                         count = cat_start[n] + cat_count[n]
-                        pos, count, status = _doubles(buf, pos, body_end, w, cats, count)
+                        pos, count, status = _doubles(buf, pos, body_end, w, cats_bytes, count)
                         if status != _OK:
                             return status
                         cat_count[n] = count - cat_start[n]
