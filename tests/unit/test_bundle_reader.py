@@ -242,3 +242,45 @@ def test_directory_symlink_out_of_the_bundle_is_rejected(tmp_path: Path) -> None
     (path / "root" / "leak.json").symlink_to(secret)
     with pytest.raises(BundleError, match=r"leak\.json links outside the bundle directory"):
         load_bundle(path, cache=None)
+
+
+@pytest.mark.parametrize("fmt", ["json", "protobuf"])
+def test_corrupted_bundles_fail_only_with_domain_errors(tmp_path: Path, fmt: str) -> None:
+    import random
+
+    from rtscore.errors import RtscoreError
+    from scorer.trees import ForestCache
+
+    rng = random.Random(fmt)
+    base = bundle_files(pipeline(LINEAR, DTREE), fmt)
+    outcomes = {"loaded": 0, "rejected": 0}
+    for i in range(60):
+        files = dict(base)
+        name = rng.choice(sorted(files))
+        data = bytearray(files[name])
+        for _ in range(rng.randint(1, 4)):
+            if data and rng.random() < 0.7:
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            else:
+                del data[rng.randrange(len(data) + 1) :]
+        files[name] = bytes(data)
+        (tmp_path / str(i)).mkdir()
+        path = write_files(files, tmp_path / str(i), zipped=True)
+        try:
+            bundle = load_bundle(path, cache=ForestCache(tmp_path / "cache"))
+            bundle.transform(doubles_frame(f=np.ones((2, 2))))
+            outcomes["loaded"] += 1
+        except RtscoreError:  # anything else escapes and fails the test with its traceback
+            outcomes["rejected"] += 1
+    assert outcomes["rejected"] > 0
+
+
+def test_split_on_a_feature_past_num_features_is_rejected_before_compiling(tmp_path: Path) -> None:
+    files = bundle_files(DTREE, "protobuf")
+    files["root/tree.pb"] = tree_bytes(
+        [("split", 4_000_000_000, 0.5), ("leaf", [1.0]), ("leaf", [2.0])], "protobuf"
+    )
+    with pytest.raises(
+        BundleError, match=r"tree\.pb: node 0 splits on feature 4000000000, but .*'num_features' is 1"
+    ):
+        load_bundle(write_files(files, tmp_path, zipped=True), cache=None)

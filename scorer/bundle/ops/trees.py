@@ -23,8 +23,10 @@ from scorer.trees import (
 LeafTransform = Callable[[Tree], Tree]
 
 
-def _tree_reader(ctx: NodeContext, directories: Sequence[str], width: int) -> Callable[[], list[Tree]]:
-    """A callable decoding the tree file of each directory, checking every leaf has `width` values."""
+def _tree_reader(
+    ctx: NodeContext, directories: Sequence[str], width: int, n_features: int
+) -> Callable[[], list[Tree]]:
+    """A callable decoding the tree file of each directory, checking leaf widths and feature indices."""
 
     def read() -> list[Tree]:
         trees = []
@@ -39,6 +41,13 @@ def _tree_reader(ctx: NodeContext, directories: Sequence[str], width: int) -> Ca
             tree = decode_tree_json(data, where) if ctx.format == "json" else decode_tree_pb(data, where)
             if tree.n_values != width:
                 raise BundleError(f"{where}: leaves hold {tree.n_values} values, expected {width}")
+            # checked before compiling: a forest sizes its buffers by the largest feature index
+            if tree.n_nodes and int(tree.feature.max()) >= n_features:
+                node = int(tree.feature.argmax())
+                raise BundleError(
+                    f"{where}: node {node} splits on feature {int(tree.feature.max())}, "
+                    f"but attribute 'num_features' is {n_features}"
+                )
             trees.append(tree)
         return trees
 
@@ -58,7 +67,10 @@ def _forest(
     weights: np.ndarray | None,
     leaf_transform: LeafTransform | None = None,
 ) -> CompiledForest:
-    read = _tree_reader(ctx, directories, width)
+    n_features = ctx.attrs.long("num_features")
+    if n_features < 1:
+        raise BundleError(f"{ctx.where}: attribute 'num_features' is {n_features}, expected at least 1")
+    read = _tree_reader(ctx, directories, width, n_features)
 
     def trees() -> list[Tree]:
         decoded = read()
@@ -77,7 +89,7 @@ def _forest(
 
 def _n_features(ctx: NodeContext, forest: CompiledForest) -> int:
     n = ctx.attrs.long("num_features")
-    if n < forest.n_features:
+    if n < forest.n_features:  # a cache entry made for other trees: never trust it over the bundle
         raise BundleError(
             f"{ctx.where}: trees split on feature {forest.n_features - 1} but num_features is {n}"
         )
