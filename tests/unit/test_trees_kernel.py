@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from scorer.trees import ForestInputError, Tree, TreeFormatError, compile_forest
+from scorer.trees.forest import distinct_rows
 
 GRID = np.array([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0])  # thresholds and inputs share it, so ties happen
 
@@ -182,3 +183,10 @@ def test_kernel_releases_the_gil_and_threads_agree() -> None:
     np.testing.assert_array_equal(results[0], expected)
     np.testing.assert_array_equal(results[1], expected)
     assert spins > 1000
+
+
+def test_leaf_rows_are_stored_once_and_bit_for_bit() -> None:
+    rows = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [np.nan, 1.0], [np.nan, 1.0], [1.0, -0.0]])
+    distinct, inverse = distinct_rows(rows)
+    assert distinct.shape == (4, 2)
+    np.testing.assert_array_equal(distinct[inverse].view(np.uint64), rows.view(np.uint64))
