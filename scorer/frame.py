@@ -324,7 +324,21 @@ def _tensor_values(v: Any, where: str) -> list[float]:
 
 def compressed_rows(vectors: np.ndarray) -> np.ndarray:
     """Rows Spark's `Vector.compressed` keeps sparse: when 1.5 * (non-zeros + 1) < size."""
+    if vectors.shape[0] == 1:  # the single-row path: one count instead of an axis reduction
+        return _ONE_ROW if 1.5 * (np.count_nonzero(vectors) + 1.0) < vectors.shape[1] else _NO_ROW
     return 1.5 * (np.count_nonzero(vectors, axis=1) + 1.0) < vectors.shape[1]
+
+
+# shared, read-only single-row masks: frames never write to their layout masks
+_ONE_ROW = np.ones(1, dtype=np.bool_)
+_NO_ROW = np.zeros(1, dtype=np.bool_)
+_ONE_ROW.flags.writeable = False
+_NO_ROW.flags.writeable = False
+
+
+def all_rows(n: int) -> np.ndarray:
+    """A mask selecting all `n` rows."""
+    return _ONE_ROW if n == 1 else np.ones(n, dtype=np.bool_)
 
 
 def _column_to_json(field: Field, column: np.ndarray, sparse: np.ndarray | None) -> list[Any]:

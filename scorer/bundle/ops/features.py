@@ -9,7 +9,7 @@ import numpy as np
 
 from scorer.bundle.errors import BundleError, FrameError
 from scorer.bundle.op import DOUBLE, NodeContext, Op, double_vector
-from scorer.frame import DataType, Field, LeapFrame, compressed_rows
+from scorer.frame import DataType, Field, LeapFrame, all_rows, compressed_rows
 
 _HANDLERS = ("error", "skip", "keep")
 
@@ -151,7 +151,7 @@ class OneHotEncoder(Op):
                 idx[invalid] = size
             out.append((field, table[idx]))
         # MLeap's encoder builds sparse vectors, so its frames print them with indices
-        every_row = np.ones(frame.n_rows, dtype=np.bool_)
+        every_row = all_rows(frame.n_rows)
         return frame.with_columns(out, sparse={f.name: every_row for f, _ in out})
 
     def _one_index(self, source: str, v: float, size: int) -> int:
