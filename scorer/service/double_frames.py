@@ -13,7 +13,7 @@ import numpy as np
 
 from protos.rtscore.v1 import frame_pb2
 from scorer.frame import DataType, Field, FrameError, LeapFrame
-from scorer.service.frames import check_inputs
+from scorer.service.frames import check_inputs, column_type, varint
 
 DOUBLE = frame_pb2.COLUMN_TYPE_DOUBLE
 _TYPE_FIELD_BYTES = 2  # tag + the one-byte varint of COLUMN_TYPE_DOUBLE
@@ -22,20 +22,12 @@ _PLAIN_DOUBLE = DataType.scalar("double")
 _MAX_SCHEMAS = 256
 
 
-def _varint_len(n: int) -> int:
-    size = 1
-    while n >= 0x80:
-        n >>= 7
-        size += 1
-    return size
-
-
 def _column_bytes(name_bytes: int, rows: int) -> int:
     """Encoded size of a Column holding only `name`, type DOUBLE and `rows` packed doubles."""
-    size = (1 + _varint_len(name_bytes) + name_bytes) if name_bytes else 0
+    size = (1 + len(varint(name_bytes)) + name_bytes) if name_bytes else 0
     size += _TYPE_FIELD_BYTES
     if rows:
-        size += 1 + _varint_len(8 * rows) + 8 * rows
+        size += 1 + len(varint(8 * rows)) + 8 * rows
     return size
 
 
@@ -76,10 +68,10 @@ class DoubleFrameDecoder:
         if key in self._schemas:
             return self._schemas[key]
         fields = [Field(name, self._declared(name)) for name in names]
-        size = 1 + _varint_len(rows)  # the rows field
+        size = 1 + len(varint(rows))  # the rows field
         for name in names:
             column = _column_bytes(len(name.encode()), rows)
-            size += 1 + _varint_len(column) + column
+            size += 1 + len(varint(column)) + column
         entry: tuple[list[Field], int] | None = (fields, size)
         try:  # the fit depends only on the schema: check it once, not on every call
             sample = LeapFrame(fields, [np.zeros(1) for _ in fields], 1)
@@ -96,3 +88,46 @@ class DoubleFrameDecoder:
         if declared is not None and declared.dtype.shape == "scalar" and declared.dtype.base == "double":
             return declared.dtype
         return _PLAIN_DOUBLE
+
+
+def _field_bytes(number: int, payload: bytes) -> bytes:
+    """A length-delimited field: tag, length, payload."""
+    return bytes([number << 3 | 2]) + varint(len(payload)) + payload
+
+
+_COLUMN_HEADERS: dict[tuple[str, bool, int], bytes] = {}
+
+
+def _column_header(name: str, tensor: bool, width: int) -> bytes:
+    """A column's name, type and shape fields, encoded once per distinct column."""
+    key = (name, tensor, width)
+    header = _COLUMN_HEADERS.get(key)
+    if header is None:
+        kind = frame_pb2.COLUMN_TYPE_DOUBLE_TENSOR if tensor else DOUBLE
+        header = _field_bytes(frame_pb2.Column.NAME_FIELD_NUMBER, name.encode())
+        header += bytes([frame_pb2.Column.TYPE_FIELD_NUMBER << 3]) + varint(kind)
+        if tensor:
+            header += _field_bytes(frame_pb2.Column.SHAPE_FIELD_NUMBER, varint(width))
+        if len(_COLUMN_HEADERS) < 4096:
+            _COLUMN_HEADERS[key] = header
+    return header
+
+
+def encode_doubles(frame: LeapFrame, names: Sequence[str]) -> bytes | None:
+    """The named columns as an encoded wire `Frame` when all are doubles or double tensors, else None."""
+    parts = [bytes([frame_pb2.Frame.ROWS_FIELD_NUMBER << 3]) + varint(frame.n_rows)] if frame.n_rows else []
+    for name in names:
+        array = frame.column(name)
+        kind, _shape = column_type(frame.field(name).dtype)
+        tensor = kind == frame_pb2.COLUMN_TYPE_DOUBLE_TENSOR
+        if array.dtype != np.float64 or not (
+            (kind == DOUBLE and array.ndim == 1) or (tensor and array.ndim == 2)
+        ):
+            return None
+        column = _column_header(name, tensor, array.shape[1] if tensor else 0)
+        if array.size:
+            column += _field_bytes(
+                frame_pb2.Column.DOUBLES_FIELD_NUMBER, array.astype("<f8", copy=False).tobytes()
+            )
+        parts.append(_field_bytes(frame_pb2.Frame.COLUMNS_FIELD_NUMBER, column))
+    return b"".join(parts)

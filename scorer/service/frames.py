@@ -181,13 +181,14 @@ def _put_doubles(col: frame_pb2.Column, array: np.ndarray) -> None:
         return
     # A packed double field is the little-endian bytes themselves: parsing them beats a per-value extend.
     data = values.tobytes()
-    col.MergeFromString(_DOUBLES_TAG + _varint(len(data)) + data)
+    col.MergeFromString(_DOUBLES_TAG + varint(len(data)) + data)
 
 
 _DOUBLES_TAG = bytes([frame_pb2.Column.DOUBLES_FIELD_NUMBER << 3 | 2])  # length-delimited (packed)
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """`n` as a protobuf base-128 varint."""
     out = bytearray()
     while n >= 0x80:
         out.append(n & 0x7F | 0x80)

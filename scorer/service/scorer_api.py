@@ -10,6 +10,7 @@ from scorer.frame import FrameError
 from scorer.service.calls import CallRecorder, handled
 from scorer.service.canary import Canary
 from scorer.service.core import ScorerCore
+from scorer.service.double_frames import encode_doubles
 from scorer.service.frames import field_spec, to_leap_frame, to_wire_frame
 from scorer.service.model import HostedModel
 
@@ -59,9 +60,13 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         for name in names:
             if not out.has(name):
                 raise FrameError(f"selected column {name!r} is not in the model's output")
-        return scorer_pb2.ScoreResponse(
-            frame=to_wire_frame(out, names), model=hosted.name, version=hosted.version
-        )
+        response = scorer_pb2.ScoreResponse(model=hosted.name, version=hosted.version)
+        encoded = encode_doubles(out, names)
+        if encoded is None:
+            response.frame.CopyFrom(to_wire_frame(out, names))
+        else:
+            response.frame.MergeFromString(encoded)
+        return response
 
     @handled("GetModel")
     async def GetModel(  # noqa: N802 (gRPC method name)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from protos.rtscore.v1 import frame_pb2
-from scorer.frame import DataType, Field
-from scorer.service.double_frames import DoubleFrameDecoder
-from scorer.service.frames import check_inputs, to_leap_frame
+from scorer.frame import DataType, Field, LeapFrame
+from scorer.service.double_frames import DoubleFrameDecoder, encode_doubles
+from scorer.service.frames import check_inputs, to_leap_frame, to_wire_frame
 
 DOUBLE = frame_pb2.COLUMN_TYPE_DOUBLE
 INPUTS = [Field(f"f{i}", DataType.scalar("double", nullable=False)) for i in range(4)]
@@ -69,3 +69,23 @@ def test_empty_and_zero_row_frames_go_to_the_general_path() -> None:
     decoder = DoubleFrameDecoder(INPUTS)
     assert decoder.decode(frame_pb2.Frame(rows=1)) is None
     assert decoder.decode(frame(0)) is None
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5, 100])
+def test_double_encoding_is_byte_identical_to_the_general_encoder(rows: int) -> None:
+    rng = np.random.default_rng(rows)
+    fields = [
+        Field("p", DataType.scalar("double", nullable=False)),
+        Field("probability", DataType.tensor("double", (2,))),
+        Field("f", DataType.scalar("float")),
+    ]
+    arrays = [rng.normal(size=rows), rng.normal(size=(rows, 2)), rng.normal(size=rows)]
+    out = LeapFrame(fields, arrays, rows)
+    names = ["probability", "p", "f"]
+    encoded = encode_doubles(out, names)
+    assert encoded == to_wire_frame(out, names).SerializeToString()
+
+
+def test_double_encoding_declines_other_column_types() -> None:
+    out = LeapFrame([Field("n", DataType.scalar("long"))], [np.array([1, 2])], 2)
+    assert encode_doubles(out, ["n"]) is None
