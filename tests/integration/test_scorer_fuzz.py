@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -44,7 +44,7 @@ json_values = st.recursive(
 def columns(draw: st.DrawFn) -> frame_pb2.Column:
     return frame_pb2.Column(
         name=draw(names),
-        type=draw(st.sampled_from([0, 1, 2, 3, 4, 5, 17])),
+        type=cast(frame_pb2.ColumnType, draw(st.sampled_from([0, 1, 2, 3, 4, 5, 17]))),
         shape=draw(st.lists(st.integers(-2, 4), max_size=2)),
         doubles=draw(st.lists(numbers, max_size=9)),
         int64s=draw(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=3)),
@@ -56,8 +56,9 @@ def columns(draw: st.DrawFn) -> frame_pb2.Column:
 @st.composite
 def frames(draw: st.DrawFn) -> frame_pb2.Frame:
     rows = draw(st.integers(-1, 4))
+    double = frame_pb2.COLUMN_TYPE_DOUBLE
     wellformed = [
-        frame_pb2.Column(name=n, type=1, doubles=draw(st.lists(numbers, min_size=rows, max_size=rows)))
+        frame_pb2.Column(name=n, type=double, doubles=draw(st.lists(numbers, min_size=rows, max_size=rows)))
         for n in draw(st.lists(st.sampled_from(["demo:a", "demo:c", "demo:d"]), unique=True))
     ] if rows >= 0 else []  # fmt: skip
     return frame_pb2.Frame(rows=rows, columns=wellformed + draw(st.lists(columns(), max_size=2)))
@@ -86,7 +87,7 @@ def channel(target: str) -> Iterator[grpc.Channel]:
 
 def code_of(err: object) -> str:
     assert isinstance(err, grpc.RpcError)
-    return str(err.code().name)  # type: ignore[attr-defined]
+    return str(err.code().name)
 
 
 def attempt(call: Callable[[], Any]) -> tuple[Any, str]:

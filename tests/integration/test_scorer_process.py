@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -43,7 +44,8 @@ class ScorerProcess:
         self.banner = self.proc.stdout.readline().strip()
         if "serving on" not in self.banner:
             self.proc.wait(10)
-            raise AssertionError(f"scorer did not start: {self.banner!r} {self.proc.stderr.read()!r}")
+            stderr = self.proc.stderr.read() if self.proc.stderr else ""
+            raise AssertionError(f"scorer did not start: {self.banner!r} {stderr!r}")
         self.target = self.banner.split("serving on ")[1].split()[0]
 
     def stop(self, timeout: float = 30) -> tuple[int, str]:
@@ -99,7 +101,7 @@ def test_canary_from_files_gates_start_and_health(tmp_path: Path) -> None:
     frame = LeapFrame.from_mleap_json(json.loads(DEMO_FRAME.read_text()))
     expected = load_bundle(DEMO, cache=None).transform(frame).to_mleap_json()
     keep = [i for i, f in enumerate(expected["schema"]["fields"]) if f["name"] == "demo:prediction"]
-    good = {"schema": {"fields": [expected["schema"]["fields"][i] for i in keep]},
+    good: dict[str, Any] = {"schema": {"fields": [expected["schema"]["fields"][i] for i in keep]},
             "rows": [[row[i] for i in keep] for row in expected["rows"]]}  # fmt: skip
     (tmp_path / "good.json").write_text(json.dumps(good))
     env = {"RTSCORE_CACHE_DIR": str(tmp_path / "cache")}
@@ -162,7 +164,7 @@ def test_sigterm_drains_in_flight_calls_and_exits_zero(demo_scorer: ScorerProces
                 try:
                     stub.Score(small, timeout=10)
                 except grpc.RpcError as err:
-                    refused.append(f"{err.code().name}: {err.details()}")  # type: ignore[attr-defined]
+                    refused.append(f"{err.code().name}: {err.details()}")
                     return
 
         threads = [threading.Thread(target=big_call), *(threading.Thread(target=load) for _ in range(3))]

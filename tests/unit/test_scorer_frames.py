@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from scorer.frame import DataType, Field, FrameError, LeapFrame
 from scorer.service.frames import check_inputs, to_leap_frame, to_wire_frame
 
 CT = frame_pb2.ColumnType
+UNKNOWN_TYPE = cast(frame_pb2.ColumnType, 99)  # a value no rtscore version defines
 
 
 def test_every_column_type_round_trips_through_the_wire() -> None:
@@ -53,7 +56,11 @@ def test_declared_input_type_is_kept_for_a_column_of_matching_kind() -> None:
             1,
             "column 'a': carries values",
         ),
-        (frame_pb2.Column(name="a", type=99, doubles=[1.0]), 1, "column 'a': unknown column type 99"),
+        (
+            frame_pb2.Column(name="a", type=UNKNOWN_TYPE, doubles=[1.0]),
+            1,
+            "column 'a': unknown column type 99",
+        ),
         (frame_pb2.Column(name="a", type=CT.COLUMN_TYPE_UNSPECIFIED), 1, "column 'a': unknown column type 0"),
         (
             frame_pb2.Column(name="t", type=CT.COLUMN_TYPE_DOUBLE_TENSOR, shape=[3], doubles=[1, 2]),
