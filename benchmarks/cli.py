@@ -32,6 +32,8 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
 
     fixture = commands.add_parser("fixture", help="build (or find cached) the seed-scale forest and bundle")
     fixture.add_argument("--quick", action="store_true", help="the small forest the quick compare uses")
+    fixture.add_argument("--trees", type=int, help="number of trees (default 250, or 20 with --quick)")
+    fixture.add_argument("--nodes", type=int, help="nodes per tree (default ~96,000)")
     fixture.set_defaults(func=_fixture)
 
     serve = commands.add_parser("sklearn-serve", help="serve a scikit-learn pickle over rtscore.v1.Scorer")
@@ -136,7 +138,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _fixture(args: argparse.Namespace) -> int:
     from benchmarks.compare import fixture_for
 
-    fixture = fixture_for(quick=args.quick)
+    fixture = fixture_for(args.quick, args.trees, args.nodes)
     for key, value in fixture.items():
         print(f"{key}: {value}")
     return 0

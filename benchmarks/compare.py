@@ -64,6 +64,8 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, help="measured seconds per target, split over the rounds")
     parser.add_argument("--rounds", type=int, help="alternations of the targets")
     parser.add_argument("--batch", type=int, default=1, help="rows per request")
+    parser.add_argument("--trees", type=int, help="fixture size: trees (default 250, or 20 with --quick)")
+    parser.add_argument("--nodes", type=int, help="fixture size: nodes per tree (default ~96,000)")
     parser.add_argument("--model-file", type=Path, help="sklearn joblib pickle instead of the fixture's")
     parser.add_argument("--bundle", type=Path, help="Bundle.ML of the same model instead of the fixture's")
     parser.add_argument(
@@ -72,13 +74,17 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, help="write the report here, and a PNG beside it")
 
 
-def fixture_for(quick: bool) -> dict[str, Any]:
-    """The cached seed-scale fixture (small with `quick`): paths and meta, built on first use."""
+def fixture_for(quick: bool, trees: int | None = None, nodes: int | None = None) -> dict[str, Any]:
+    """The cached forest (seed-scale, small with `quick`, or sized by `trees`, `nodes`), built once."""
     try:
         from benchmarks.fixture import SMALL, build_fixture
     except ImportError as err:
         raise FailedPrecondition(f"the seed-scale fixture is not available: {err}") from err
-    paths = build_fixture(SMALL["trees"], SMALL["target_nodes"]) if quick else build_fixture()
+    trees = trees if trees is not None else (SMALL["trees"] if quick else 250)
+    nodes = nodes if nodes is not None else (SMALL["target_nodes"] if quick else 96_000)
+    if trees < 1 or nodes < 1:
+        raise InvalidArgument(f"forest sizes must be positive, got {trees} trees of {nodes} nodes")
+    paths = build_fixture(trees, nodes)
     meta: dict[str, Any] = json.loads(paths.meta_json.read_text())
     return {"model_file": paths.model_joblib, "bundle": paths.bundle, "frame": paths.frame_json, **meta}
 
@@ -111,7 +117,7 @@ def _inputs(args: argparse.Namespace, plan: Plan) -> tuple[dict[str, Any], dict[
     from benchmarks.sklearn_server import load_estimator
 
     if args.model_file is None:
-        fixture = fixture_for(args.quick)
+        fixture = fixture_for(args.quick, args.trees, args.nodes)
     else:
         fixture = {"model_file": args.model_file, "bundle": args.bundle, "frame": args.frame}
         fixture.update(forest_facts(load_estimator(args.model_file)))
