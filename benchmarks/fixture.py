@@ -77,8 +77,16 @@ def build_fixture(
         model = joblib.load(paths.model_joblib)
         train_seconds = float(json.loads(trained.read_text())["training_seconds"])
     else:
+        # One candidate feature per split and 60% bootstrap samples cut training from ~6.4 to ~1.2
+        # CPU-seconds per seed-scale tree; scoring cost depends on node count and path length, which
+        # the leaf cap keeps (95,999 nodes, depth ~43 either way).
         model = RandomForestClassifier(
-            n_estimators=trees, max_leaf_nodes=(target_nodes + 1) // 2, n_jobs=2, random_state=seed
+            n_estimators=trees,
+            max_leaf_nodes=(target_nodes + 1) // 2,
+            max_features=1,
+            max_samples=0.6,
+            n_jobs=2,
+            random_state=seed,
         )
         started = time.perf_counter()
         model.fit(x[:train_rows], y[:train_rows])
