@@ -161,9 +161,12 @@ class CompareSession:
         for rate in self.plan.extra_rates:
             result = self._load(name, rate, self.plan.sweep_seconds, self.plan.warmup, seed=0)
             runs.append(report.run_record(f"{name}@{rate:g}", result, batch=self.batch))
-        rate, under = common, None
+        # Start the sweep near what this rtscore answers with one caller, so its steps reach the knee
+        # even when the common rate (set by the slowest target) is far below it.
+        one_caller = note.get("one_caller_rate", {}).get(name, 0.0)
+        rate, under = max(common, one_caller / 4), None
         for _ in range(self.plan.sweep_steps):
-            rate = rate * 1.5
+            rate = round(rate * 1.5, 1)
             result = self._load(name, rate, self.plan.sweep_seconds, self.plan.warmup, seed=0)
             summary = result.recorder.summary()
             failed = sum(result.recorder.errors.values()) > _ERROR_BUDGET * max(result.sent, 1)
