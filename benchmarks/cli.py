@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
         bar.close()
     record = report.run_record(args.name, result, batch=args.batch)
     print(report.run_table([record]))
-    if result.short:
+    if result.short or result.late:
         print(_shortfall(record, args.processes), file=sys.stderr)
     if args.json:
         png = report.write_report(report.build_report([record]), args.json)
@@ -99,8 +99,9 @@ def _run(args: argparse.Namespace) -> int:
 def _shortfall(record: dict[str, Any], processes: int) -> str:
     """The warning printed when the clients could not send at the rate asked for."""
     return (
-        f"warning: the client fell short: achieved {record['achieved_rate']:.0f}/s of {record['rate']:g}/s "
-        f"with {processes} client process(es); latencies include the client's own queue. "
+        f"warning: the client fell behind: achieved {record['achieved_rate']:.0f}/s of {record['rate']:g}/s "
+        f"with {processes} client process(es), send lag p99 {record['client']['send_lag_ms']['p99']} ms; "
+        "latencies include the client's own delays. "
         f"Try --processes {processes * 2}."
     )
 

@@ -173,9 +173,11 @@ def run_compare(args: argparse.Namespace) -> int:
         upto = f"up to {under:g}/s" if under else f"at no step (the first was {sweep['first_rate_over']:g}/s)"
         print(f"rtscore's p99 stays under 10 ms {upto}: stopped because {sweep['stopped_because']}")
     for run in runs:
-        if run.get("client", {}).get("short"):
-            lag = run["client"]["send_lag_ms"]["p99"]
-            print(f"warning: {run['name']}: the client fell behind (send lag p99 {lag} ms)", file=sys.stderr)
+        client = run.get("client") or {}
+        if client.get("short") or client.get("late"):
+            lag = client["send_lag_ms"]["p99"]
+            what = "could not send at the rate" if client.get("short") else "sent late"
+            print(f"warning: {run['name']}: the client {what} (send lag p99 {lag} ms)", file=sys.stderr)
     for name, reason in skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
     if args.json:

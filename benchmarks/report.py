@@ -67,7 +67,12 @@ def run_record(name: str, result: RunResult, **extra: Any) -> dict[str, Any]:
         "concurrency": spec.concurrency if spec.mode == "closed" else None,
         "duration_s": round(result.window_s, 3),
         "warmup_s": spec.warmup,
-        "client": {"processes": result.processes, "send_lag_ms": result.send_lag_ms, "short": result.short},
+        "client": {
+            "processes": result.processes,
+            "send_lag_ms": result.send_lag_ms,
+            "short": result.short,
+            "late": result.late,
+        },
         "percentiles_ms": recorder.percentile_curve(),
         "timeline": recorder.timeline_buckets(),
     }

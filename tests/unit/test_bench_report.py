@@ -84,12 +84,13 @@ def test_run_record_has_the_contract_keys() -> None:
     assert record["achieved_rate"] == 100.0
 
 
-def test_a_client_that_sent_late_is_short() -> None:
+def test_a_client_that_fell_behind_is_short_or_late() -> None:
     assert not _result(_uniform_recorder(), sent=1000, window=10.0).short
     assert _result(_uniform_recorder(), sent=1000, window=12.0).short
     lagging = _result(_uniform_recorder())
     lagging.send_lag_ms = {"p50": 1.0, "p99": 50.0, "max": 80.0}
-    assert lagging.short
+    assert lagging.late
+    assert not lagging.short
 
 
 def test_compare_table_gives_ratios_to_before() -> None:
