@@ -14,6 +14,8 @@ from scorer.trees.tree import Tree
 
 # Trees walked together per row; enough to hide memory latency, few enough to stay in registers/L1.
 LOCKSTEP_TREES = 32
+# Rows scored per kernel call: bounds the per-thread leaf buffer (rows x trees) for any batch size.
+CHUNK_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -72,16 +74,21 @@ class CompiledForest:
             )
         if rows.dtype != np.float64 or not rows.flags.c_contiguous:
             rows = np.ascontiguousarray(rows, dtype=np.float64)
-        out = np.empty((rows.shape[0], self.n_outputs), dtype=np.float64)
+        n = rows.shape[0]
+        out = np.empty((n, self.n_outputs), dtype=np.float64)
         scratch = self._scratch
         leaf = getattr(scratch, "leaf", None)
-        if leaf is None:
+        if leaf is None or leaf.shape[0] < min(n, CHUNK_ROWS):
             # per-thread buffers: the kernel runs without the GIL, so threads must not share them
-            scratch.leaf = leaf = np.empty(self.n_trees, dtype=np.int64)
+            scratch.leaf = leaf = np.empty((max(1, min(n, CHUNK_ROWS)), self.n_trees), dtype=np.int64)
             scratch.lanes = np.empty(2 * self.lanes, dtype=np.int64)
         a = self.arrays
-        sum_leaves_kernel(self._ints, self._floats, a.roots, a.values, a.cat_meta, a.cat_values, rows, out,
-                          leaf, scratch.lanes)  # fmt: skip
+        for start in range(0, n, CHUNK_ROWS):
+            stop = min(n, start + CHUNK_ROWS)
+            sum_leaves_kernel(
+                self._ints, self._floats, a.roots, a.values, a.cat_meta, a.cat_values,
+                rows[start:stop], out[start:stop], leaf[: stop - start], scratch.lanes,
+            )  # fmt: skip
         return out
 
 

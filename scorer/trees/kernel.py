@@ -22,10 +22,12 @@ def sum_leaves_kernel(ints, floats, roots, values, cat_meta, cat_values, rows, o
     n_trees = roots.shape[0]
     block = scratch.shape[0] // 2
     k = values.shape[1]
-    for r in range(rows.shape[0]):
-        x = rows[r]
-        for t0 in range(0, n_trees, block):
-            active = min(block, n_trees - t0)
+    # blocks of trees outermost: a batch reuses the block's upper levels from cache across its rows
+    for t0 in range(0, n_trees, block):
+        width = min(block, n_trees - t0)
+        for r in range(rows.shape[0]):
+            x = rows[r]
+            active = width
             for j in range(active):
                 scratch[j] = roots[t0 + j]
                 scratch[block + j] = t0 + j
@@ -42,7 +44,7 @@ def sum_leaves_kernel(ints, floats, roots, values, cat_meta, cat_values, rows, o
                             scratch[j] = ints[node, 1]
                         j += 1
                     elif f == LEAF_MARK:
-                        leaf[scratch[block + j]] = ints[node, 1]
+                        leaf[r, scratch[block + j]] = ints[node, 1]
                         active -= 1
                         scratch[j] = scratch[active]
                         scratch[block + j] = scratch[block + active]
@@ -59,11 +61,12 @@ def sum_leaves_kernel(ints, floats, roots, values, cat_meta, cat_values, rows, o
                         else:
                             scratch[j] = ints[node, 1]
                         j += 1
-        # summed in tree order so results do not depend on which tree finished first
+    # summed in tree order so results do not depend on which tree finished first
+    for r in range(rows.shape[0]):
         for c in range(k):
             out[r, c] = 0.0
         for t in range(n_trees):
-            row = leaf[t]
+            row = leaf[r, t]
             for c in range(k):
                 out[r, c] += values[row, c]
 
