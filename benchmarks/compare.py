@@ -170,7 +170,11 @@ def run_compare(args: argparse.Namespace) -> int:
     sweep = rate_note.get("rtscore_p99_10ms")
     if sweep:
         under = sweep["last_rate_under"]
-        upto = f"up to {under:g}/s" if under else f"at no step (the first was {sweep['first_rate_over']:g}/s)"
+        upto = (
+            f"up to {under:g}/s"
+            if under
+            else f"at none of the rates tried (down to {sweep['first_rate_over']:g}/s)"
+        )
         print(f"rtscore's p99 stays under 10 ms {upto}: stopped because {sweep['stopped_because']}")
     for run in runs:
         client = run.get("client") or {}

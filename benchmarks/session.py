@@ -164,23 +164,37 @@ class CompareSession:
         # Start the sweep near what this rtscore answers with one caller, so its steps reach the knee
         # even when the common rate (set by the slowest target) is far below it.
         one_caller = note.get("one_caller_rate", {}).get(name, 0.0)
-        rate, under = max(common, one_caller / 4), None
+        rate = round(max(common, one_caller / 4) * 1.5, 1)
+        under: float | None = None
+        over: tuple[float, dict[str, Any], str] | None = None
         for _ in range(self.plan.sweep_steps):
-            rate = round(rate * 1.5, 1)
             result = self._load(name, rate, self.plan.sweep_seconds, self.plan.warmup, seed=0)
             summary = result.recorder.summary()
             failed = sum(result.recorder.errors.values()) > _ERROR_BUDGET * max(result.sent, 1)
             why = _over_limit(summary.p99 if summary else None, failed, result.short)
             if why:
-                runs.append(report.run_record(f"{name}-p99-over-10ms@{rate:g}", result, batch=self.batch))
-                note["rtscore_p99_10ms"] = {
-                    "target": name,
-                    "last_rate_under": under,
-                    "first_rate_over": rate,
-                    "stopped_because": why,
-                }
-                break
-            under = rate
+                over = (
+                    rate,
+                    report.run_record(f"{name}-p99-over-10ms@{rate:g}", result, batch=self.batch),
+                    why,
+                )
+                if under is not None or rate <= common:
+                    break
+                rate = round(max(common, rate / 2), 1)  # over at the first step: walk down to a passing rate
+            else:
+                under = rate
+                if over is not None:
+                    break
+                rate = round(rate * 1.5, 1)
+        if over is not None:
+            runs.append(over[1])
+        if over is not None or under is not None:
+            note["rtscore_p99_10ms"] = {
+                "target": name,
+                "last_rate_under": under,
+                "first_rate_over": over[0] if over else None,
+                "stopped_because": over[2] if over else "the sweep's steps ran out",
+            }
         return runs
 
     def mleap(self) -> list[dict[str, Any]]:
