@@ -13,7 +13,7 @@ from scorer.trees.kernel import LEAF_MARK, preorder_permutation, sum_leaves_kern
 from scorer.trees.tree import Tree
 
 # Trees walked together per row; enough to hide memory latency, few enough to stay in registers/L1.
-LOCKSTEP_TREES = 32
+LOCKSTEP_TREES = 16
 # Rows scored per kernel call: bounds the per-thread leaf buffer (rows x trees) for any batch size.
 CHUNK_ROWS = 256
 

@@ -38,10 +38,10 @@ def sum_leaves_kernel(ints, floats, roots, values, cat_meta, cat_values, rows, o
                     node = scratch[j]
                     f = ints[node, 0]
                     if f >= 0:
-                        if x[f] <= floats[node, 1]:
-                            scratch[j] = node + 1
-                        else:
-                            scratch[j] = ints[node, 1]
+                        # arithmetic, not a branch: a mispredicted branch would discard the other
+                        # lanes' loads already in flight
+                        right = ints[node, 1]
+                        scratch[j] = right + (node + 1 - right) * (x[f] <= floats[node, 1])
                         j += 1
                     elif f == LEAF_MARK:
                         leaf[r, scratch[block + j]] = ints[node, 1]
