@@ -207,6 +207,13 @@ class VectorAssembler(Op):
 
     def transform(self, frame: LeapFrame) -> LeapFrame:
         """Append the assembled vector."""
+        field = self.output_fields[0]
+        if all(width is None for _, width in self.parts):
+            # the common case (named double features): one stack, no per-column reshaping
+            columns = [frame.column(name) for name, _ in self.parts]
+            if all(c.dtype == np.float64 and c.ndim == 1 for c in columns):
+                vectors = np.stack(columns, axis=1)
+                return frame.with_columns(((field, vectors),), sparse={field.name: compressed_rows(vectors)})
         blocks = []
         for name, width in self.parts:
             if width is None:
@@ -214,7 +221,6 @@ class VectorAssembler(Op):
             else:
                 blocks.append(self.vectors(frame, name, width))
         vectors = np.concatenate(blocks, axis=1)
-        field = self.output_fields[0]
         return frame.with_columns(((field, vectors),), sparse={field.name: compressed_rows(vectors)})
 
 
