@@ -147,6 +147,10 @@ class LeapFrame:
         """Whether a column of that name exists."""
         return name in self._index
 
+    def has_all(self, names: frozenset[str]) -> bool:
+        """Whether every one of `names` is a column."""
+        return names <= self._index.keys()
+
     def field(self, name: str) -> Field:
         """The field named `name`."""
         try:

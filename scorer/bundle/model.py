@@ -30,12 +30,13 @@ class Bundle:
         self.source = source
         self.input_schema: list[Field] = list(root.input_fields)
         self.output_schema: list[Field] = list(root.output_fields)
+        self._input_names = frozenset(f.name for f in self.input_schema)
 
     def transform(self, frame: LeapFrame) -> LeapFrame:
         """Input columns kept, every op's outputs appended in pipeline order."""
-        for f in self.input_schema:
-            if not frame.has(f.name):
-                raise FrameError(f"frame is missing column {f.name!r} required by bundle {self.name}")
+        if not frame.has_all(self._input_names):
+            missing = next(f.name for f in self.input_schema if not frame.has(f.name))
+            raise FrameError(f"frame is missing column {missing!r} required by bundle {self.name}")
         return self.root_op.transform(frame)
 
     def describe(self) -> dict[str, Any]:

@@ -204,15 +204,20 @@ class VectorAssembler(Op):
     """Scalars and vectors concatenated into one vector."""
 
     parts: list[tuple[str, int | None]]  # (column, width or None for a scalar)
+    scalar_names: list[str] | None  # the input columns when every one is a scalar
 
     def transform(self, frame: LeapFrame) -> LeapFrame:
         """Append the assembled vector."""
         field = self.output_fields[0]
-        if all(width is None for _, width in self.parts):
-            # the common case (named double features): one stack, no per-column reshaping
-            columns = [frame.column(name) for name, _ in self.parts]
-            if all(c.dtype == np.float64 and c.ndim == 1 for c in columns):
-                vectors = np.stack(columns, axis=1)
+        if self.scalar_names is not None:
+            # the common case (named numeric features): one copy, no per-column checks; anything
+            # unusual (a missing, string or tensor column) takes the checked path below for its error
+            try:
+                stacked = np.array([frame.column(name) for name in self.scalar_names])
+            except (FrameError, ValueError):
+                stacked = None
+            if stacked is not None and stacked.ndim == 2 and stacked.dtype == np.float64:
+                vectors = np.ascontiguousarray(stacked.T)
                 return frame.with_columns(((field, vectors),), sparse={field.name: compressed_rows(vectors)})
         blocks = []
         for name, width in self.parts:
@@ -246,6 +251,7 @@ def load_vector_assembler(ctx: NodeContext) -> Op:
     width = sum(1 if w is None else w for _, w in parts)
     op = VectorAssembler(ctx.op, ctx.name, ctx.path, ctx.inputs, ctx.outputs)
     op.parts = parts
+    op.scalar_names = [name for name, _ in parts] if all(w is None for _, w in parts) else None
     op.input_fields = fields
     op.output_fields = [Field(ctx.output("output"), double_vector(width))]
     return op
