@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import secrets
 import shutil
 import zipfile
@@ -25,9 +24,8 @@ from registry.access import create_token
 from registry.db import open_pool
 from registry.server import RunningRegistry, running_registry
 from registry.settings import EvaluationThresholds, RegistrySettings
+from tests.paths import FIXTURES
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path(os.environ.get("RTSCORE_FIXTURES", ROOT.parent / "shared" / "fixtures" / "mleap"))
 THRESHOLDS = EvaluationThresholds(min_sample_size=100, min_agreement=0.95, max_score_distance=0.2)
 
 

@@ -18,9 +18,8 @@ import pytest
 from scorer.bundle import load_bundle
 from scorer.frame import LeapFrame
 from scorer.trees import ForestCache
+from tests.paths import FIXTURES
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path(os.environ.get("RTSCORE_FIXTURES", ROOT.parent / "shared" / "fixtures" / "mleap"))
 CASES = {
     "demo.zip": "frame.demo.json",
     "airbnb.model.lr.zip": "frame.airbnb.json",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -20,9 +19,7 @@ from rtscore.errors import Unavailable
 from scorer.reference import ReferenceFailure, ReferenceHarness
 from scorer.reference.layout import HarnessLayout
 from scorer.reference.session import ServeSession
-
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path(os.environ.get("RTSCORE_FIXTURES", ROOT.parent / "shared" / "fixtures" / "mleap"))
+from tests.paths import FIXTURES
 
 # bundle -> (frame, output columns MLeap appends, in order), read off each bundle's node.json files.
 CASES: dict[str, tuple[str, list[str]]] = {

@@ -23,9 +23,8 @@ from protos.rtscore.v1 import frame_pb2, scorer_pb2, scorer_pb2_grpc
 from scorer.bundle import load_bundle
 from scorer.frame import FrameError
 from scorer.service.frames import check_inputs, to_leap_frame
+from tests.paths import FIXTURES
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path(os.environ.get("RTSCORE_FIXTURES", ROOT.parent / "shared" / "fixtures" / "mleap"))
 DEMO = FIXTURES / "demo.zip"
 CLIENT_ERRORS = {"INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION"}
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -23,9 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from protos.rtscore.v1 import frame_pb2, scorer_pb2, scorer_pb2_grpc
 from scorer.bundle import load_bundle
 from scorer.frame import LeapFrame
+from tests.paths import FIXTURES
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path(os.environ.get("RTSCORE_FIXTURES", ROOT.parent / "shared" / "fixtures" / "mleap"))
 DEMO = FIXTURES / "demo.zip"
 DEMO_FRAME = FIXTURES / "frame.demo.json"
 CT = frame_pb2.ColumnType

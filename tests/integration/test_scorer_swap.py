@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -19,9 +18,8 @@ from scorer.frame import LeapFrame
 from scorer.service.model import ModelSpec
 from scorer.service.server import ScorerServer
 from scorer.service.settings import ScorerSettings
+from tests.paths import FIXTURES
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = Path(os.environ.get("RTSCORE_FIXTURES", ROOT.parent / "shared" / "fixtures" / "mleap"))
 DEMO = FIXTURES / "demo.zip"
 CT = frame_pb2.ColumnType
 

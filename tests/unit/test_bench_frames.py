@@ -16,8 +16,7 @@ from benchmarks.frames import (
     to_frame,
 )
 from protos.rtscore.v1 import frame_pb2, scorer_pb2
-
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "mleap"
+from tests.paths import FIXTURES
 
 MIXED = {
     "schema": {
