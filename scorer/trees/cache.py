@@ -10,11 +10,13 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from scorer.trees.forest import CompiledForest, ForestArrays, pack_forest
+from scorer.trees.hugepages import huge_page_copy
 from scorer.trees.tree import Tree
 
 # Bumped whenever the packed layout changes, so old entries are rebuilt rather than misread.
@@ -23,16 +25,23 @@ _MANIFEST = "manifest.json"
 
 
 def default_cache() -> ForestCache:
-    """The cache under `RTSCORE_CACHE_DIR`, else `~/.cache/rtscore`."""
+    """The cache under `RTSCORE_CACHE_DIR`, else `~/.cache/rtscore`; `RTSCORE_HUGE_PAGES=1` opts in to
+    private huge-page copies (see scorer.trees.hugepages)."""
     configured = os.environ.get("RTSCORE_CACHE_DIR")
-    return ForestCache(Path(configured) if configured else Path.home() / ".cache" / "rtscore")
+    huge_pages = os.environ.get("RTSCORE_HUGE_PAGES", "").lower() in {"1", "true", "yes"}
+    return ForestCache(Path(configured) if configured else Path.home() / ".cache" / "rtscore", huge_pages)
 
 
 class ForestCache:
-    """Compiled forests stored under a directory, one folder per key."""
+    """Compiled forests stored under a directory, one folder per key.
 
-    def __init__(self, directory: Path | str) -> None:
+    Hits are memory-mapped, so processes share one copy in the page cache; with `huge_pages`, each
+    process instead scores from a private copy in huge pages (faster, one copy per process).
+    """
+
+    def __init__(self, directory: Path | str, huge_pages: bool = False) -> None:
         self.directory = Path(directory)
+        self.huge_pages = huge_pages
 
     def entry_path(self, key: str) -> Path:
         """The folder that holds `key`'s arrays (a readable prefix plus a digest of the key)."""
@@ -52,6 +61,8 @@ class ForestCache:
                 raise OSError(
                     f"forest cache entry {self.entry_path(key)} vanished right after it was written"
                 )
+        if self.huge_pages:
+            arrays = replace(arrays, nodes=huge_page_copy(arrays.nodes))
         return CompiledForest(arrays)
 
     def _load(self, key: str, digest: str) -> ForestArrays | None:

@@ -98,3 +98,23 @@ def test_default_cache_follows_environment(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delenv("RTSCORE_CACHE_DIR")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_cache().directory == tmp_path / ".cache" / "rtscore"
+
+
+def test_huge_page_forests_are_private_aligned_copies_that_score_alike(
+    tmp_path: Path, trees: CountingTrees
+) -> None:
+    rows = random_rows(np.random.default_rng(3), 200, 4)
+    shared = ForestCache(tmp_path).get_or_compile("k", trees, None)
+    private = ForestCache(tmp_path, huge_pages=True).get_or_compile("k", trees, None)
+    assert trees.calls == 1
+    assert not isinstance(private.arrays.nodes, np.memmap)
+    assert private.arrays.nodes.ctypes.data % (2 << 20) == 0
+    assert not private.arrays.nodes.flags.writeable
+    np.testing.assert_array_equal(private.sum_leaves(rows), shared.sum_leaves(rows))
+
+
+def test_huge_pages_are_chosen_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RTSCORE_HUGE_PAGES", "1")
+    assert default_cache().huge_pages
+    monkeypatch.setenv("RTSCORE_HUGE_PAGES", "0")
+    assert not default_cache().huge_pages
