@@ -133,6 +133,7 @@ def measure(paths: FixturePaths, n_rows: int, skip_jvm: bool) -> dict[str, Any]:
             scored = harness.score(paths.bundle, {"schema": frame["schema"], "rows": rows[:200]})
             jvm = np.array([r[-2]["values"] for r in scored["rows"]])
             report["max_abs_diff_vs_mleap"] = float(np.abs(proba[:200] - jvm).max())
+    report["huge_pages"] = os.environ.get("RTSCORE_HUGE_PAGES", "")
     report["machine"] = {
         "cores": os.cpu_count(),
         "python": platform.python_version(),

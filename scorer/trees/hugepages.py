@@ -1,9 +1,11 @@
 """A private copy of a large array in transparent huge pages.
 
 A packed forest is hundreds of MB walked at random: with 4 KiB pages nearly every node visit also misses
-the TLB. Measured on the seed-scale forest (24M nodes, 2-core VM): single-row kernel avg 0.32 → 0.19 ms
-and p99 0.48 → 0.30 ms in 2 MiB pages. The price is one private copy per process instead of the page
-cache's shared one, so it is a choice (`RTSCORE_HUGE_PAGES=1`), not the default.
+the TLB. Measured on the seed-scale forest (24M nodes, 2-core VM): the kernel alone, alternating in one
+process, scored a row in avg 0.32 → 0.19 ms (p99 0.48 → 0.30 ms) from 2 MiB pages; a whole one-row
+transform, in separate processes on the same noisy VM, avg 0.42 → 0.37 ms. The price is one private
+copy per process instead of the page cache's shared one, so it is a choice (`RTSCORE_HUGE_PAGES=1`),
+not the default.
 """
 
 from __future__ import annotations
