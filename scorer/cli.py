@@ -15,6 +15,7 @@ _SETTINGS_FLAGS = {
     "port": "port",
     "workers": "workers",
     "scoring_threads": "scoring_threads",
+    "inline_rows": "inline_rows",
     "max_in_flight": "max_in_flight",
     "canary_interval": "canary_interval_s",
     "canary_budget_ms": "canary_budget_ms",
@@ -43,6 +44,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
         help="a model's canary: an MLeap JSON frame and the output columns it must produce",
     )
     serve.add_argument("--scoring-threads", type=int, help="threads running transforms (default: cores)")
+    serve.add_argument(
+        "--inline-rows", type=int, help="score frames this small on the event loop when idle (default 0)"
+    )
     serve.add_argument("--max-in-flight", type=int, help="calls in progress before RESOURCE_EXHAUSTED")
     serve.add_argument("--canary-interval", type=float, metavar="SECONDS", help="seconds between canaries")
     serve.add_argument("--canary-budget-ms", type=float, help="latency budget of one canary run")

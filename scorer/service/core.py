@@ -45,6 +45,7 @@ class ScorerCore:
         max_in_flight: int,
         canary_budget_s: float | None,
         events: Sequence[CoreEvents] = (),
+        inline_rows: int = 0,
     ) -> None:
         self.table = ModelTable()
         self.gate = AdmissionGate(max_in_flight)
@@ -52,6 +53,7 @@ class ScorerCore:
         self._pool = scoring_pool
         self._budget = canary_budget_s
         self._events = events
+        self._inline_rows = inline_rows
         self._swap_lock = asyncio.Lock()
 
     async def score(self, ref: str, frame: Any, checked: bool = False) -> tuple[Any, HostedModel]:
@@ -68,6 +70,12 @@ class ScorerCore:
             self.gate.release()
             raise
         hosted.enter()
+        if self.gate.in_flight == 1 and frame.n_rows <= self._inline_rows:
+            # Alone and small: a hand-off to a scoring thread would cost more than the transform.
+            try:
+                return hosted.model.transform(frame), hosted
+            finally:
+                self._finished(hosted)
         loop = asyncio.get_running_loop()
         work = self._pool.submit(hosted.model.transform, frame)
         # The slot and the lease are held until the transform really ends, not until the caller

@@ -62,7 +62,7 @@ class ScorerServer:
         budget = s.canary_budget_ms / 1e3
         self.core = ScorerCore(
             self._loader, pool, max_in_flight=s.max_in_flight, canary_budget_s=budget,
-            events=[self.health, self.metrics],
+            events=[self.health, self.metrics], inline_rows=s.inline_rows,
         )  # fmt: skip
         await self.health.models_changed(self.core.table)
         self._server = self._grpc_server()

@@ -21,6 +21,10 @@ class ScorerSettings(BaseSettings):
     """Processes sharing the port through SO_REUSEPORT."""
     scoring_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     """Threads that run transforms; the forest kernel releases the GIL, so one per core."""
+    inline_rows: int = Field(default=0, ge=0)
+    """Frames of at most this many rows are scored on the event loop when no other call is in flight,
+    saving the thread hand-off (~0.35 ms on a 2-core VM); 0 always uses the scoring threads. Only for
+    models whose transform is short: an inline transform holds the loop while it runs."""
     max_in_flight: int = Field(default=256, ge=1)
     """Calls in progress past which new calls get RESOURCE_EXHAUSTED at once."""
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)

@@ -294,3 +294,45 @@ async def test_abandoned_call_keeps_its_slot_until_the_transform_ends(pool: Thre
     await wait_for(lambda: core.gate.in_flight == 0)
     out, _ = await core.score("fraud", frame_of(a=[1.0], b=[1.0]))
     assert out.column("sum").tolist() == [2.0]
+
+
+class ThreadRecordingModel(SumModel):
+    """A SumModel that remembers which thread ran each transform."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def transform(self, frame: LeapFrame) -> LeapFrame:
+        """Score the frame, noting the thread."""
+        self.threads.append(threading.get_ident())
+        return super().transform(frame)
+
+
+async def test_small_frames_of_an_idle_scorer_are_scored_inline_and_the_rest_in_the_pool(
+    pool: ThreadPoolExecutor,
+) -> None:
+    model = ThreadRecordingModel()
+    loader = Loader()
+    loader.models["/m"] = model
+    core = ScorerCore(loader, pool, max_in_flight=8, canary_budget_s=0.05, inline_rows=1)
+    await core.load("fraud", "v1", "/m")
+    loop_thread = threading.get_ident()
+    model.threads.clear()
+    out, _ = await core.score("fraud", frame_of(a=[1.0], b=[2.0]))
+    assert out.column("sum").tolist() == [3.0]
+    await core.score("fraud", frame_of(a=[1.0, 2.0], b=[2.0, 3.0]))  # two rows: past the inline bound
+    assert model.threads[0] == loop_thread
+    assert model.threads[1] != loop_thread
+    assert core.gate.in_flight == 0
+    model.gate.clear()  # a two-row call held in a scoring thread: now a small frame goes to the pool too
+    held = asyncio.create_task(core.score("fraud", frame_of(a=[1.0, 1.0], b=[1.0, 1.0])))
+    await wait_for(lambda: core.gate.in_flight == 1)
+    small = asyncio.create_task(core.score("fraud", frame_of(a=[1.0], b=[1.0])))
+    await wait_for(lambda: core.gate.in_flight == 2)
+    model.gate.set()
+    await small
+    await held
+    assert len(model.threads) == 4
+    assert loop_thread not in model.threads[2:]
+    assert core.gate.in_flight == 0
