@@ -56,15 +56,18 @@ class ScorerCore:
         self._inline_rows = inline_rows
         self._swap_lock = asyncio.Lock()
 
-    async def score(self, ref: str, frame: Any, checked: bool = False) -> tuple[Any, HostedModel]:
+    async def score(
+        self, ref: str, frame: Any, checked_for: HostedModel | None = None
+    ) -> tuple[Any, HostedModel]:
         """Score `frame` with the model `ref` names; returns the output frame and the version used.
 
-        `checked` says the frame's schema was already found to fit the model's inputs.
+        `checked_for` is the version the caller already resolved and fitted the frame to: that version
+        scores it, so a frame is never checked against one version and scored by another.
         """
         self.gate.acquire()
         try:
-            hosted = self.table.resolve(ref)
-            if not checked:
+            hosted = checked_for or self.table.resolve(ref)
+            if checked_for is None:
                 frame = check_inputs(frame, hosted.model.input_schema)
         except BaseException:
             self.gate.release()

@@ -47,10 +47,11 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         """Score a frame."""
         target = self.core.table.resolve(request.model)
         frame = target.double_frames.decode(request.frame)
-        checked = frame is not None
         if frame is None:
             frame = to_leap_frame(request.frame, target.inputs_by_name)
-        out, hosted = await self.core.score(request.model, frame, checked)
+            out, hosted = await self.core.score(request.model, frame)
+        else:  # the fast decoder already fitted the frame to this version
+            out, hosted = await self.core.score(request.model, frame, checked_for=target)
         if request.select:
             names = list(request.select)
         elif request.include_inputs:
