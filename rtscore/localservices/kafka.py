@@ -239,8 +239,7 @@ class KafkaBroker:
             "kafka.tools.StorageTool",
             "format",
             "--standalone",
-            "--cluster-id",
-            cluster_id,
+            f"--cluster-id={cluster_id}",  # one token: an id may start with "-" (urlsafe base64)
             "--config",
             str(self.config),
         ]

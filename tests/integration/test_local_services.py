@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,7 +19,9 @@ from rtscore.localservices import (
     LocalServicesSettings,
     ServiceEndpoints,
     ToolMissing,
+    kafka,
 )
+from rtscore.localservices.kafka import KafkaBroker
 from rtscore.localservices.probes import kafka_answers, postgres_answers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -178,3 +181,20 @@ def test_unreachable_maven_registry_is_named_with_what_to_do(
 
     assert "repo.maven.apache.org" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.services
+def test_kafka_storage_formats_with_a_cluster_id_that_starts_with_a_dash(
+    tmp_path: Path, service_endpoints: ServiceEndpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One id in 64 starts with "-" (urlsafe base64); the format tool must not take it for an option."""
+    broker = KafkaBroker(tmp_path / "kafka", SHARED_JARS, _own_settings())
+    broker.home.mkdir(parents=True)
+    broker._write_config(port=1, controller_port=2)
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: uuid.UUID(bytes=b"\xf8" * 16))
+
+    broker._format(kafka.java_binary(), controller_port=2)
+
+    meta = (broker.data / "meta.properties").read_text()
+    assert "cluster.id=-" in meta
+    assert broker.formatted_controller_port() == 2
