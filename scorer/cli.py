@@ -16,6 +16,7 @@ _SETTINGS_FLAGS = {
     "workers": "workers",
     "scoring_threads": "scoring_threads",
     "inline_rows": "inline_rows",
+    "inline_budget_ms": "inline_budget_ms",
     "max_in_flight": "max_in_flight",
     "canary_interval": "canary_interval_s",
     "canary_budget_ms": "canary_budget_ms",
@@ -46,6 +47,11 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     serve.add_argument("--scoring-threads", type=int, help="threads running transforms (default: cores)")
     serve.add_argument(
         "--inline-rows", type=int, help="score frames this small on the event loop when idle (default 0)"
+    )
+    serve.add_argument(
+        "--inline-budget-ms",
+        type=float,
+        help="score on the event loop when idle if the model's measured cost fits this (default 1; 0: off)",
     )
     serve.add_argument("--max-in-flight", type=int, help="calls in progress before RESOURCE_EXHAUSTED")
     serve.add_argument("--canary-interval", type=float, metavar="SECONDS", help="seconds between canaries")

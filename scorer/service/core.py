@@ -46,6 +46,7 @@ class ScorerCore:
         canary_budget_s: float | None,
         events: Sequence[CoreEvents] = (),
         inline_rows: int = 0,
+        inline_budget_s: float = 0.0,
     ) -> None:
         self.table = ModelTable()
         self.gate = AdmissionGate(max_in_flight)
@@ -54,6 +55,7 @@ class ScorerCore:
         self._budget = canary_budget_s
         self._events = events
         self._inline_rows = inline_rows
+        self._inline_budget_s = inline_budget_s
         self._swap_lock = asyncio.Lock()
 
     async def score(
@@ -73,18 +75,25 @@ class ScorerCore:
             self.gate.release()
             raise
         hosted.enter()
-        if self.gate.in_flight == 1 and frame.n_rows <= self._inline_rows:
-            # Alone and small: a hand-off to a scoring thread would cost more than the transform.
+        if self.gate.in_flight == 1 and self._inline(hosted, frame.n_rows):
+            # Alone and short: a hand-off to a scoring thread would cost more than the transform.
             try:
-                return hosted.model.transform(frame), hosted
+                return hosted.timed_transform(frame), hosted
             finally:
                 self._finished(hosted)
         loop = asyncio.get_running_loop()
-        work = self._pool.submit(hosted.model.transform, frame)
+        work = self._pool.submit(hosted.timed_transform, frame)
         # The slot and the lease are held until the transform really ends, not until the caller
         # stops waiting: a thread cannot be interrupted, and abandoned work must still count.
         work.add_done_callback(lambda _: _call_soon(loop, self._finished, hosted))
         return await asyncio.wrap_future(work), hosted
+
+    def _inline(self, hosted: HostedModel, rows: int) -> bool:
+        """Whether a call of `rows` rows is short enough to score on the event loop."""
+        if rows <= self._inline_rows:
+            return True
+        cost = hosted.row_seconds
+        return cost is not None and rows * cost <= self._inline_budget_s
 
     def _finished(self, hosted: HostedModel) -> None:
         self.gate.release()

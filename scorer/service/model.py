@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from scorer.service.canary import Canary
 from scorer.service.double_frames import DoubleFrameDecoder
+
+# Weight of a faster call in a model's moving average of time per row.
+_COST_WEIGHT = 0.1
 
 
 class ScoringModel(Protocol):
@@ -56,6 +60,7 @@ class HostedModel:
     health_reason: str = ""
     in_flight: int = 0
     retired: bool = False
+    row_seconds: float | None = None  # recent transform time per row, as measured on real calls
     _idle: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def __post_init__(self) -> None:
@@ -79,6 +84,19 @@ class HostedModel:
         self.in_flight -= 1
         if self.in_flight == 0:
             self._idle.set()
+
+    def timed_transform(self, frame: Any) -> Any:
+        """`model.transform(frame)`, keeping `row_seconds` up to date: a slower call counts at once, faster
+        ones through a moving average, so a model that slows down stops being scored inline at once."""
+        start = time.perf_counter()
+        out = self.model.transform(frame)
+        per_row = (time.perf_counter() - start) / max(frame.n_rows, 1)
+        previous = self.row_seconds
+        if previous is None or per_row > previous:
+            self.row_seconds = per_row
+        else:
+            self.row_seconds = previous + _COST_WEIGHT * (per_row - previous)
+        return out
 
     async def drained(self) -> None:
         """Wait until no call is in flight on this version."""

@@ -22,9 +22,13 @@ class ScorerSettings(BaseSettings):
     scoring_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     """Threads that run transforms; the forest kernel releases the GIL, so one per core."""
     inline_rows: int = Field(default=0, ge=0)
-    """Frames of at most this many rows are scored on the event loop when no other call is in flight,
-    saving the thread hand-off (~0.35 ms on a 2-core VM); 0 always uses the scoring threads. Only for
-    models whose transform is short: an inline transform holds the loop while it runs."""
+    """Frames of at most this many rows are always scored on the event loop when no other call is in
+    flight, saving the thread hand-off (~0.35 ms on a 2-core VM). Only for models whose transform is
+    short: an inline transform holds the loop while it runs."""
+    inline_budget_ms: float = Field(default=1.0, ge=0)
+    """When no other call is in flight, a frame whose expected transform time (its rows times the model's
+    measured time per row) is at most this many ms is scored on the event loop; 0 turns this off. A slow
+    model thus never holds the loop, whatever its frames' size."""
     max_in_flight: int = Field(default=256, ge=1)
     """Calls in progress past which new calls get RESOURCE_EXHAUSTED at once."""
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)

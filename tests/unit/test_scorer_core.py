@@ -309,14 +309,20 @@ class ThreadRecordingModel(SumModel):
         return super().transform(frame)
 
 
-async def test_small_frames_of_an_idle_scorer_are_scored_inline_and_the_rest_in_the_pool(
-    pool: ThreadPoolExecutor,
-) -> None:
+async def recording_core(pool: ThreadPoolExecutor, **inline: Any) -> tuple[ScorerCore, ThreadRecordingModel]:
+    """A core hosting a ThreadRecordingModel as `fraud`, with the given inline settings."""
     model = ThreadRecordingModel()
     loader = Loader()
     loader.models["/m"] = model
-    core = ScorerCore(loader, pool, max_in_flight=8, canary_budget_s=0.05, inline_rows=1)
+    core = ScorerCore(loader, pool, max_in_flight=8, canary_budget_s=None, **inline)
     await core.load("fraud", "v1", "/m")
+    return core, model
+
+
+async def test_small_frames_of_an_idle_scorer_are_scored_inline_and_the_rest_in_the_pool(
+    pool: ThreadPoolExecutor,
+) -> None:
+    core, model = await recording_core(pool, inline_rows=1)
     loop_thread = threading.get_ident()
     model.threads.clear()
     out, _ = await core.score("fraud", frame_of(a=[1.0], b=[2.0]))
@@ -336,3 +342,32 @@ async def test_small_frames_of_an_idle_scorer_are_scored_inline_and_the_rest_in_
     assert len(model.threads) == 4
     assert loop_thread not in model.threads[2:]
     assert core.gate.in_flight == 0
+
+
+async def test_an_idle_scorer_inlines_calls_whose_measured_cost_fits_the_budget(
+    pool: ThreadPoolExecutor,
+) -> None:
+    core, model = await recording_core(pool, inline_budget_s=0.05)
+    hosted = core.table.resolve("fraud")
+    loop_thread = threading.get_ident()
+
+    await core.score("fraud", frame_of(a=[1.0], b=[2.0]))  # no cost measured yet: the pool
+    assert hosted.row_seconds is not None
+    await core.score("fraud", frame_of(a=[1.0], b=[2.0]))  # measured far under 50 ms: inline
+    model.delay_s = 0.1
+    await core.score("fraud", frame_of(a=[1.0], b=[2.0]))  # still inline: the cost was measured small
+    assert hosted.row_seconds >= 0.1  # one slow call counts at once
+    await core.score("fraud", frame_of(a=[1.0], b=[2.0]))
+
+    assert model.threads[0] != loop_thread
+    assert model.threads[1] == loop_thread
+    assert model.threads[2] == loop_thread
+    assert model.threads[3] != loop_thread  # a slow model no longer holds the loop
+    assert core.gate.in_flight == 0
+
+
+async def test_without_a_budget_or_inline_rows_every_call_uses_the_pool(pool: ThreadPoolExecutor) -> None:
+    core, model = await recording_core(pool)
+    for _ in range(3):
+        await core.score("fraud", frame_of(a=[1.0], b=[2.0]))
+    assert threading.get_ident() not in model.threads
