@@ -30,6 +30,14 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     add_compare_arguments(compare)
     compare.set_defaults(func=_compare)
 
+    scorer = commands.add_parser(
+        "scorer", help="the scorer under load: latency, CPU per call by thread, memory of 1 and 2 workers"
+    )
+    from benchmarks.scorer_bench import add_arguments
+
+    add_arguments(scorer)
+    scorer.set_defaults(func=_scorer)
+
     fixture = commands.add_parser("fixture", help="build (or find cached) the seed-scale forest and bundle")
     fixture.add_argument("--quick", action="store_true", help="the small forest the quick compare uses")
     fixture.add_argument("--trees", type=int, help="number of trees (default 250, or 20 with --quick)")
@@ -59,6 +67,12 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1, help="rows per request")
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline of every call, seconds")
     parser.add_argument("--processes", type=int, default=1, help="client processes sharing the load")
+    parser.add_argument(
+        "--channels",
+        type=int,
+        default=1,
+        help="connections per client process, calls spread over them (match the server's --workers)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the Poisson arrivals")
 
 
@@ -76,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
         count=args.count,
         warmup=args.warmup,
         concurrency=args.concurrency,
+        channels=args.channels,
         timeout=args.timeout,
         seed=args.seed,
     )
@@ -134,6 +149,12 @@ def _compare(args: argparse.Namespace) -> int:
     from benchmarks.compare import run_compare
 
     return run_compare(args)
+
+
+def _scorer(args: argparse.Namespace) -> int:
+    from benchmarks.scorer_bench import run
+
+    return run(args)
 
 
 def _fixture(args: argparse.Namespace) -> int:

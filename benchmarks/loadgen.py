@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable, MutableSequence, Sequence
@@ -44,6 +45,7 @@ class LoadSpec:
     count: int | None = None
     warmup: float = 1.0
     concurrency: int = 1
+    channels: int = 1
     timeout: float = 10.0
     method: str = SCORE_METHOD
     seed: int = 0
@@ -65,8 +67,8 @@ class LoadSpec:
             raise InvalidArgument(f"count must be at least 1, got {self.count}")
         if self.warmup < 0 or self.timeout <= 0:
             raise InvalidArgument("warmup must be >= 0 and timeout > 0 seconds")
-        if self.concurrency < 1 or self.max_in_flight < 1:
-            raise InvalidArgument("concurrency and max_in_flight must be at least 1")
+        if self.concurrency < 1 or self.max_in_flight < 1 or self.channels < 1:
+            raise InvalidArgument("concurrency, channels and max_in_flight must be at least 1")
 
     def share(self, index: int, parts: int) -> LoadSpec:
         """This spec's part `index` of `parts` client processes: rate, callers and count split evenly."""
@@ -143,15 +145,23 @@ async def run_load(
         raise InvalidArgument("no requests to send")
     counters = counters if counters is not None else [0, 0]
     options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
-    async with grpc.aio.insecure_channel(spec.target, options=options) as channel:
+    if spec.channels > 1:
+        # a connection per channel: SO_REUSEPORT spreads connections, not calls, over server workers
+        options.append(("grpc.use_local_subchannel_pool", 1))
+    async with contextlib.AsyncExitStack() as stack:
+        channels = [
+            await stack.enter_async_context(grpc.aio.insecure_channel(spec.target, options=options))
+            for _ in range(spec.channels)
+        ]
         try:
-            await asyncio.wait_for(channel.channel_ready(), timeout=spec.timeout)
+            ready = (channel.channel_ready() for channel in channels)
+            await asyncio.wait_for(asyncio.gather(*ready), timeout=spec.timeout)
         except TimeoutError as err:
             raise Unavailable(f"{spec.target}: no gRPC server answered within {spec.timeout:g} s") from err
-        method = channel.unary_unary(spec.method)
+        methods = [channel.unary_unary(spec.method) for channel in channels]
         if start_at is not None:
             await asyncio.sleep(max(0.0, start_at - time.time()))
-        calls = _Calls(spec, method, requests, counters)
+        calls = _Calls(spec, methods, requests, counters)
         if spec.mode == "open":
             return await calls.open_loop()
         return await calls.closed_loop()
@@ -163,12 +173,12 @@ class _Calls:
     def __init__(
         self,
         spec: LoadSpec,
-        method: grpc.aio.UnaryUnaryMultiCallable,
+        methods: Sequence[grpc.aio.UnaryUnaryMultiCallable],
         requests: Sequence[bytes],
         counters: MutableSequence[int],
     ) -> None:
         self.spec = spec
-        self.method = method
+        self.methods = methods
         self.requests = requests
         self.counters = counters
         self.recorder = LatencyRecorder()
@@ -181,7 +191,7 @@ class _Calls:
         request = self.requests[index % len(self.requests)]
         code = None
         try:
-            await self.method(request, timeout=self.spec.timeout)
+            await self.methods[index % len(self.methods)](request, timeout=self.spec.timeout)
         except grpc.aio.AioRpcError as err:
             code = err.code().name
         latency = time.perf_counter() - start

@@ -69,6 +69,7 @@ def run_record(name: str, result: RunResult, **extra: Any) -> dict[str, Any]:
         "warmup_s": spec.warmup,
         "client": {
             "processes": result.processes,
+            "channels": spec.channels,
             "send_lag_ms": result.send_lag_ms,
             "short": result.short,
             "late": result.late,
@@ -111,7 +112,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _render(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def render_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [list(header)] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = [
@@ -136,7 +137,7 @@ def run_table(runs: Sequence[Mapping[str, Any]]) -> str:
         latency = run.get("latency_ms") or {}
         row = [run["name"], run["rate"], run["achieved_rate"], run["requests"], _errors(run)]
         rows.append(row + [latency.get(c) for c in _TABLE_COLUMNS])
-    return _render(header, rows)
+    return render_table(header, rows)
 
 
 def compare_table(runs: Sequence[Mapping[str, Any]], baseline: str = "before") -> str:
@@ -153,7 +154,7 @@ def compare_table(runs: Sequence[Mapping[str, Any]], baseline: str = "before") -
         if base:
             row += [_ratio(latency.get(c), base.get(c)) for c in columns]
         rows.append(row)
-    return _render(header, rows)
+    return render_table(header, rows)
 
 
 def _ratio(value: float | None, base: float | None) -> str | None:

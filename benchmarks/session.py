@@ -14,7 +14,7 @@ from benchmarks.frames import score_requests
 from benchmarks.histogram import LatencyRecorder
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
-from benchmarks.targets import ServerProcess, rtscore_scorer, sklearn_server
+from benchmarks.targets import ServerProcess, connections_for, rtscore_scorer, sklearn_server
 from rtscore.errors import RtscoreError
 
 if TYPE_CHECKING:
@@ -108,10 +108,12 @@ class CompareSession:
 
     def _load(self, name: str, rate: float | None, seconds: float, warmup: float, seed: int) -> RunResult:
         target = self.servers[name].target
+        workers = int(name.split("-")[1]) if name.startswith("rtscore-") else 1
+        channels = connections_for(workers)
         if rate is None:
-            spec = LoadSpec(target, mode="closed", duration=seconds, warmup=warmup)
+            spec = LoadSpec(target, mode="closed", duration=seconds, warmup=warmup, channels=channels)
         else:
-            spec = LoadSpec(target, rate=rate, duration=seconds, warmup=warmup, seed=seed)
+            spec = LoadSpec(target, rate=rate, duration=seconds, warmup=warmup, seed=seed, channels=channels)
         label = f"{name} {'closed' if rate is None else f'@{rate:g}/s'}"
         bar = ProgressBar(label, clients.expected_seconds(spec))
         try:

@@ -158,3 +158,27 @@ async def test_count_mode_sends_exactly_the_measured_count(sleeping_target: str)
     result = await run_load(spec, REQUESTS)
     assert result.recorder.requests == 50
     assert result.achieved_rate > 0
+
+
+class PeerCountingScorer(scorer_pb2_grpc.ScorerServicer):
+    """Notes the client address of every call."""
+
+    def __init__(self) -> None:
+        self.peers: list[str] = []
+
+    async def Score(self, request: scorer_pb2.ScoreRequest, context: Any) -> scorer_pb2.ScoreResponse:  # noqa: N802
+        self.peers.append(context.peer())
+        return scorer_pb2.ScoreResponse(model=request.model)
+
+
+async def test_calls_are_spread_over_one_connection_per_channel() -> None:
+    servicer = PeerCountingScorer()
+    async for target in _serve(servicer):
+        spec = LoadSpec(
+            target, mode="closed", concurrency=4, channels=4, duration=None, count=200, warmup=0.0
+        )
+        result = await run_load(spec, REQUESTS)
+    assert result.recorder.requests == 200
+    calls_by_peer = {peer: servicer.peers.count(peer) for peer in set(servicer.peers)}
+    assert len(calls_by_peer) == 4
+    assert min(calls_by_peer.values()) >= 40

@@ -1,0 +1,251 @@
+"""The scorer service under load: latency, server CPU per call by thread, and memory of 1 and 2 workers.
+
+Run: .venv/bin/rtscore bench scorer [--quick] [--rate 500 --seconds 60] [--json FILE]
+
+One worker takes open-loop single-row calls at `--rate` for `--seconds`; two workers then take a ladder
+of rates up to `--top-rate`. The client runs in this process (and a second one above `--one-client-up-to`),
+never inside the server. Beside each run's latency: the server's CPU per call split by thread (the event
+loop, the scoring threads, gRPC's own threads), which says where a call's time goes. Memory is the
+proportional set size (PSS) of each server's whole process tree once warm, so the memory-mapped forest
+that workers share is counted once, not once per worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks import clients, report
+from benchmarks.compare import fixture_for
+from benchmarks.frames import score_requests
+from benchmarks.loadgen import LoadSpec, RunResult
+from benchmarks.progress import ProgressBar
+from benchmarks.targets import connections_for, rtscore_scorer
+
+MODEL = "bench"
+_MB = 1 << 20
+# CPU seconds of each server thread, keyed by (pid, tid), with the thread's role.
+ThreadCpu = dict[tuple[int, int], tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How hard and how long each part runs."""
+
+    rate: float
+    seconds: float
+    ladder: tuple[float, ...]
+    ladder_seconds: float
+    warmup: float
+
+
+FULL = Plan(rate=500.0, seconds=60.0, ladder=(500.0, 1000.0, 1500.0, 2000.0), ladder_seconds=15.0, warmup=3.0)
+QUICK = Plan(rate=200.0, seconds=3.0, ladder=(200.0, 400.0), ladder_seconds=2.0, warmup=0.5)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `rtscore bench scorer`."""
+    parser.add_argument("--quick", action="store_true", help="the small forest and short runs (CI)")
+    parser.add_argument("--bundle", type=Path, help="bundle to serve (default: the cached fixture)")
+    parser.add_argument("--frame", type=Path, help="MLeap JSON frame with the rows (default: the fixture's)")
+    parser.add_argument("--rate", type=float, help="one worker's open-loop rate (default 500/s)")
+    parser.add_argument("--seconds", type=float, help="measured seconds at that rate (default 60)")
+    parser.add_argument("--top-rate", type=float, help="the two workers' ladder ends here (default 2000/s)")
+    parser.add_argument("--one-client-up-to", type=float, default=800.0, help="above: two client processes")
+    parser.add_argument("--json", type=Path, help="write the report here, and a PNG beside it")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure, print the table and the verdicts, write the report; 0 when every server started."""
+    plan = QUICK if args.quick else FULL
+    rate = args.rate if args.rate is not None else plan.rate
+    seconds = args.seconds if args.seconds is not None else plan.seconds
+    ladder = plan.ladder if args.top_rate is None else _ladder(args.top_rate)
+    fixture = fixture_for(args.quick) if args.bundle is None or args.frame is None else {}
+    bundle = args.bundle or fixture["bundle"]
+    frame_path = args.frame or fixture["frame"]
+    from benchmarks.frames import load_leap_frame
+
+    requests = score_requests(load_leap_frame(Path(frame_path)), MODEL, 1)
+    say = functools.partial(_say, time.monotonic())
+    runs: list[dict[str, Any]] = []
+    memory: dict[str, Any] = {}
+    for workers, rates, each in ((1, (rate,), seconds), (2, ladder, plan.ladder_seconds)):
+        server = rtscore_scorer(Path(bundle), MODEL, workers)
+        say(f"starting {server.name}: {' '.join(server.command[1:])}")
+        with server:
+            assert server.process is not None
+            channels = connections_for(workers)
+            warm_up = LoadSpec(
+                server.target,
+                mode="closed",
+                concurrency=workers,
+                channels=channels,
+                duration=plan.warmup,
+                warmup=0.5,
+            )
+            warm = clients.run(warm_up, requests)
+            memory[server.name] = tree_memory(server.process.pid)
+            memory[server.name]["warm_up_calls"] = warm.recorder.requests
+            for r in rates:
+                processes = 1 if r <= args.one_client_up_to else 2
+                spec = LoadSpec(
+                    server.target, rate=r, channels=channels, duration=each, warmup=min(plan.warmup, 2.0)
+                )
+                before = thread_cpu(server.process.pid)
+                result = _load(spec, requests, processes, f"{server.name} @{r:g}/s")
+                cpu = cpu_per_call(before, thread_cpu(server.process.pid), _sent(result, spec))
+                name = f"{server.name}@{r:g}"
+                runs.append(report.run_record(name, result, workers=workers, server_cpu_ms=cpu))
+    one, two = memory.get("rtscore-1"), memory.get("rtscore-2")
+    if one and two:
+        memory["workers_ratio"] = round(two["workers_pss_mb"] / one["workers_pss_mb"], 3)
+        memory["tree_ratio"] = round(two["tree_pss_mb"] / one["tree_pss_mb"], 3)
+    facts = {k: v for k, v in fixture.items() if k not in ("model_file", "bundle", "frame")}
+    data = report.build_report(runs, facts, scorer={"memory": memory, "bundle": str(bundle)})
+    print()
+    print(table(runs))
+    print()
+    print(memory_lines(memory))
+    if args.json:
+        png = report.write_report(data, args.json)
+        print(f"wrote {args.json} and {png}")
+    return 0
+
+
+def _ladder(top: float) -> tuple[float, ...]:
+    steps = [top * f for f in (0.25, 0.5, 0.75, 1.0)]
+    return tuple(round(s) for s in steps if s >= 1)
+
+
+def _load(spec: LoadSpec, requests: Sequence[bytes], processes: int, label: str) -> RunResult:
+    bar = ProgressBar(label, clients.expected_seconds(spec))
+    try:
+        return clients.run(spec, requests, processes, bar)
+    finally:
+        bar.close()
+
+
+def _sent(result: RunResult, spec: LoadSpec) -> int:
+    """Calls the server saw during the CPU window: the measured ones plus the warm-up's."""
+    return int(result.recorder.requests + round(result.achieved_rate * spec.warmup))
+
+
+def tree_memory(pid: int) -> dict[str, Any]:
+    """PSS, RSS and USS in MB of `pid` and its descendants, and of the serving processes alone."""
+    root = psutil.Process(pid)
+    processes = [root, *root.children(recursive=True)]
+    rows = []
+    for process in processes:
+        try:
+            info = process.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        rows.append((process, info))
+    # with --workers N the root only supervises; the workers are the processes that serve
+    serving = [(p, i) for p, i in rows if p.pid != pid] or rows
+    return {
+        "processes": len(rows),
+        "tree_pss_mb": round(sum(i.pss for _, i in rows) / _MB, 1),
+        "workers_pss_mb": round(sum(i.pss for _, i in serving) / _MB, 1),
+        "workers_rss_mb": round(sum(i.rss for _, i in serving) / _MB, 1),
+        "workers_uss_mb": round(sum(i.uss for _, i in serving) / _MB, 1),
+    }
+
+
+def _role(pid: int, tid: int, name: str) -> str:
+    if tid == pid:
+        return "event_loop"
+    if name.startswith("rtscore-score"):
+        return "scoring"
+    if name.startswith(("event_engine", "grpc", "lifeguard", "default-execut", "resolver")):
+        return "grpc"
+    return "other"
+
+
+def thread_cpu(pid: int) -> ThreadCpu:
+    """CPU seconds of every thread of `pid` and its descendants, keyed by (pid, tid), with its role."""
+    root = psutil.Process(pid)
+    children = root.children(recursive=True)
+    seen: ThreadCpu = {}
+    for process in [root, *children]:
+        try:
+            threads = process.threads()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        for thread in threads:
+            try:
+                name = Path(f"/proc/{process.pid}/task/{thread.id}/comm").read_text().strip()
+            except OSError:
+                name = ""
+            # with --workers N the root process only supervises the workers
+            role = "supervisor" if process is root and children else _role(process.pid, thread.id, name)
+            seen[(process.pid, thread.id)] = (role, thread.user_time + thread.system_time)
+    return seen
+
+
+def cpu_per_call(before: ThreadCpu, after: ThreadCpu, calls: int) -> dict[str, float]:
+    """Milliseconds of server CPU per call by thread role, and in total."""
+    by_role: dict[str, float] = {}
+    for key, (role, seconds) in after.items():
+        spent = seconds - before.get(key, (role, 0.0))[1]
+        by_role[role] = by_role.get(role, 0.0) + spent
+    per_call = {role: round(1e3 * s / max(calls, 1), 3) for role, s in sorted(by_role.items())}
+    per_call["total"] = round(sum(1e3 * s for s in by_role.values()) / max(calls, 1), 3)
+    return per_call
+
+
+def table(runs: Sequence[dict[str, Any]]) -> str:
+    """Latency and server CPU per call, one row per run."""
+    header = ["run", "rate/s", "achieved/s", "errors", "p50 ms", "p99 ms", "max ms", "cpu ms/call",
+              "loop", "scoring", "grpc", "client"]  # fmt: skip
+    rows = []
+    for r in runs:
+        lat, cpu, client = r["latency_ms"] or {}, r["server_cpu_ms"], r["client"]
+        flag = "short" if client["short"] else "late" if client["late"] else "ok"
+        rows.append([r["name"], r["rate"], r["achieved_rate"], sum(r["errors"].values()), lat.get("p50"),
+                     lat.get("p99"), lat.get("max"), cpu["total"], cpu.get("event_loop"), cpu.get("scoring"),
+                     cpu.get("grpc"), f"{client['processes']}p {flag}"])  # fmt: skip
+    return report.render_table(header, rows)
+
+
+def memory_lines(memory: dict[str, Any]) -> str:
+    """The memory facts as sentences."""
+    lines = []
+    for name in ("rtscore-1", "rtscore-2"):
+        m = memory.get(name)
+        if m:
+            lines.append(
+                f"{name}: serving processes PSS {m['workers_pss_mb']:.0f} MB (RSS {m['workers_rss_mb']:.0f}, "
+                f"USS {m['workers_uss_mb']:.0f}); whole tree PSS {m['tree_pss_mb']:.0f} MB"
+            )
+    if "workers_ratio" in memory:
+        lines.append(
+            f"two workers / one: {memory['workers_ratio']:.2f}x (serving processes), "
+            f"{memory['tree_ratio']:.2f}x (with the supervisor)"
+        )
+    return "\n".join(lines)
+
+
+def _say(started: float, text: str) -> None:
+    print(f"[{time.monotonic() - started:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scorer_bench", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())
