@@ -1,8 +1,12 @@
 """The common call's fast path: a frame whose columns are all scalar doubles, decoded in one array.
 
 Touching a protobuf field from Python costs about a microsecond, so a 30-feature row decoded column by
-column with every check costs more than scoring it. Here each column is read twice (name and values)
-and the absence of stray fields is proven by the message's encoded size instead of field by field.
+column with every check costs more than scoring it (~115 µs here). The first frame of a request schema
+is decoded field by field (each column read twice, stray fields ruled out by the encoded size); that
+also records the schema's layout in the frame's canonical encoding: which bytes hold the values, and
+what every other byte (names, types, lengths) must be. Later frames of that schema are re-encoded
+(a few µs in C), their non-value bytes compared with the layout's in one numpy call, and their values
+gathered in another (~10 µs in all).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ _TYPE_FIELD_BYTES = 2  # tag + the one-byte varint of COLUMN_TYPE_DOUBLE
 _PLAIN_DOUBLE = DataType.scalar("double")
 # Fields and encoded size per (column names, rows); a model sees few distinct request schemas.
 _MAX_SCHEMAS = 256
+# Layouts are kept for frames up to this many rows (their byte offsets take 32 bytes per value).
+_MAX_LAYOUT_ROWS = 256
+_LEN = 2  # protobuf wire type of length-delimited fields
 
 
 def _column_bytes(name_bytes: int, rows: int) -> int:
@@ -38,11 +45,27 @@ class DoubleFrameDecoder:
         self._inputs = inputs
         self._by_name = {f.name: f for f in inputs}
         self._schemas: dict[tuple[tuple[str, ...], int], tuple[list[Field], int] | None] = {}
+        self._layouts: dict[int, list[_Layout]] = {}  # by encoded size
+        self._n_layouts = 0
 
     def decode(self, frame: frame_pb2.Frame) -> LeapFrame | None:
         """The frame, already checked against the model's inputs, or None for the general path."""
         # None covers frames that are not all-double, malformed, or not fitting the model: the
         # general path then decodes them or names what is wrong.
+        data = frame.SerializeToString(deterministic=True)
+        for known in self._layouts.get(len(data), ()):
+            decoded = known.read(data)
+            if decoded is not None:
+                return decoded
+        decoded = self._decode_fields(frame)
+        if decoded is not None and decoded.n_rows <= _MAX_LAYOUT_ROWS and self._n_layouts < _MAX_SCHEMAS:
+            layout = _Layout.of(data, decoded)
+            if layout is not None:
+                self._layouts.setdefault(len(data), []).append(layout)
+                self._n_layouts += 1
+        return decoded
+
+    def _decode_fields(self, frame: frame_pb2.Frame) -> LeapFrame | None:
         n = frame.rows
         cols = frame.columns
         if n <= 0 or not cols:
@@ -88,6 +111,69 @@ class DoubleFrameDecoder:
         if declared is not None and declared.dtype.shape == "scalar" and declared.dtype.base == "double":
             return declared.dtype
         return _PLAIN_DOUBLE
+
+
+class _Layout:
+    """Where the canonical encoding of one request schema's frames keeps its values."""
+
+    __slots__ = ("fields", "rows", "skeleton", "skeleton_at", "values_at")
+
+    def __init__(self, fields: Sequence[Field], rows: int, data: bytes, values: list[range]) -> None:
+        self.fields = list(fields)
+        self.rows = rows
+        is_value = np.zeros(len(data), dtype=bool)
+        for span in values:
+            is_value[span.start : span.stop] = True
+        self.values_at = np.flatnonzero(is_value).astype(np.int32)  # column after column
+        self.skeleton_at = np.flatnonzero(~is_value).astype(np.int32)
+        self.skeleton = np.frombuffer(data, dtype=np.uint8)[self.skeleton_at].tobytes()
+
+    @classmethod
+    def of(cls, data: bytes, decoded: LeapFrame) -> _Layout | None:
+        """The layout of `data`, the encoding of the all-double frame `decoded` was read from."""
+        values = []
+        pos = 0
+        try:
+            while pos < len(data):  # Frame: rows (varint), columns (length-delimited)
+                tag, pos = _read_varint(data, pos)
+                length, pos = _read_varint(data, pos)
+                if tag >> 3 == frame_pb2.Frame.COLUMNS_FIELD_NUMBER and tag & 7 == _LEN:
+                    end = pos + length
+                    while pos < end:  # Column: name, type (varint), doubles
+                        inner, pos = _read_varint(data, pos)
+                        size, pos = _read_varint(data, pos)
+                        if inner & 7 != _LEN:
+                            continue  # a varint: `size` was its value
+                        if inner >> 3 == frame_pb2.Column.DOUBLES_FIELD_NUMBER:
+                            values.append(range(pos, pos + size))
+                        pos += size
+                elif tag & 7 == _LEN:
+                    pos += length
+        except IndexError:
+            return None
+        if sum(len(v) for v in values) != 8 * decoded.n_rows * len(decoded.fields):
+            return None
+        return cls(decoded.fields, decoded.n_rows, data, values)
+
+    def read(self, data: bytes) -> LeapFrame | None:
+        """The frame encoded in `data` if it has this layout's schema, else None."""
+        buffer = np.frombuffer(data, dtype=np.uint8)
+        if buffer[self.skeleton_at].tobytes() != self.skeleton:
+            return None
+        values = buffer[self.values_at].view("<f8").astype(np.float64, copy=False)
+        matrix = values.reshape(len(self.fields), self.rows)
+        return LeapFrame(self.fields, list(matrix), self.rows)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if byte < 0x80:
+            return value, pos
+        shift += 7
 
 
 def _field_bytes(number: int, payload: bytes) -> bytes:

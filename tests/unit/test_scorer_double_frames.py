@@ -89,3 +89,49 @@ def test_double_encoding_is_byte_identical_to_the_general_encoder(rows: int) -> 
 def test_double_encoding_declines_other_column_types() -> None:
     out = LeapFrame([Field("n", DataType.scalar("long"))], [np.array([1, 2])], 2)
     assert encode_doubles(out, ["n"]) is None
+
+
+def _general(wire: frame_pb2.Frame) -> LeapFrame:
+    return check_inputs(to_leap_frame(wire, {f.name: f for f in INPUTS}), INPUTS)
+
+
+def _same(a: LeapFrame | None, b: LeapFrame) -> bool:
+    return (
+        a is not None
+        and a.fields == b.fields
+        and all(np.array_equal(a.column(n), b.column(n)) for n in b.names)
+    )
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64])
+def test_later_frames_of_a_schema_decode_from_its_layout_with_their_own_values(rows: int) -> None:
+    decoder = DoubleFrameDecoder(INPUTS)
+    rng = np.random.default_rng(rows)
+    for _ in range(4):
+        wire = frame(rows)
+        for column in wire.columns:
+            column.doubles[:] = rng.normal(size=rows).tolist()
+        assert _same(decoder.decode(wire), _general(wire))
+    assert decoder._n_layouts == 1
+
+
+def test_schemas_of_equal_size_each_get_their_own_layout() -> None:
+    decoder = DoubleFrameDecoder(INPUTS)
+    ordered, swapped = frame(2), frame(2, ("f1", "f0", "f2", "f3"))
+    assert ordered.ByteSize() == swapped.ByteSize()
+    for wire in (ordered, swapped, ordered, swapped):
+        assert _same(decoder.decode(wire), _general(wire))
+    assert decoder._n_layouts == 2
+
+
+def test_a_frame_with_unpacked_doubles_decodes_like_its_packed_twin() -> None:
+    packed = frame(3)
+    unpacked = bytearray(frame_pb2.Frame(rows=3).SerializeToString())
+    for column in packed.columns:
+        body = bytearray(frame_pb2.Column(name=column.name, type=column.type).SerializeToString())
+        for value in column.doubles:  # field 4 as wire type 1 (fixed64), one value at a time
+            body += bytes([4 << 3 | 1]) + np.float64(value).tobytes()
+        unpacked += bytes([2 << 3 | 2, len(body)]) + body
+    decoder = DoubleFrameDecoder(INPUTS)
+    assert _same(decoder.decode(packed), _general(packed))
+    assert _same(decoder.decode(frame_pb2.Frame.FromString(bytes(unpacked))), _general(packed))
