@@ -131,9 +131,9 @@ def prepare_contenders(address: str, people: dict[str, str], versions: int) -> N
                 author.call("Deploy", deploy)
             svc.call(
                 "RecordEvaluation",
-                pb.EvaluationRequest(
-                    name="contended", candidate_version=i, environment="production", sample_size=10**6,
-                    agreement=1.0, score_distance=0.0,
+                pb.EvaluationRequest(  # against the champion it will replace: none, then the one before
+                    name="contended", candidate_version=i, champion_version=i - 1, environment="production",
+                    sample_size=10**6, agreement=1.0, score_distance=0.0,
                 ),
             )  # fmt: skip
 

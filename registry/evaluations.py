@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from registry.access import APPROVERS, Caller
-from registry.changes import Target, environment_row, model_id_of
+from registry.changes import Target, champion_of, environment_row, model_id_of
 from registry.db import db_errors
 from registry.errors import PermissionDeniedError
 from registry.settings import EvaluationThresholds
@@ -85,8 +85,10 @@ async def check_gate(conn: asyncpg.Connection, caller: Caller, target: Target) -
             " another approver must promote it"
         )
     latest = await conn.fetchrow(
-        "SELECT passed, verdict FROM evaluations WHERE candidate_id = $1 AND environment = $2"
-        " ORDER BY recorded_at DESC, id DESC LIMIT 1",
+        "SELECT e.passed, e.verdict, e.champion_id, c.version AS champion_version"
+        " FROM evaluations e LEFT JOIN versions c ON c.id = e.champion_id"
+        " WHERE e.candidate_id = $1 AND e.environment = $2"
+        " ORDER BY e.recorded_at DESC, e.id DESC LIMIT 1",
         target.version_id,
         target.environment,
     )
@@ -98,6 +100,18 @@ async def check_gate(conn: asyncpg.Connection, caller: Caller, target: Target) -
     if not latest["passed"]:
         raise FailedPrecondition(
             f"the latest evaluation of {target.label} in {target.environment} failed: {latest['verdict']}"
+        )
+    # the evaluation must have measured the candidate against the champion it is about to replace
+    champion = await champion_of(conn, target.model_id, target.environment)
+    if latest["champion_id"] != champion:
+        now = (
+            await conn.fetchval("SELECT version FROM versions WHERE id = $1", champion) if champion else None
+        )
+        then = f"{target.name}@{latest['champion_version']}" if latest["champion_id"] else "no champion"
+        current = f"{target.name}@{now}" if now else "no champion"
+        raise FailedPrecondition(
+            f"the latest evaluation of {target.label} in {target.environment} compared it with {then},"
+            f" but the champion there is {current}: evaluate it against the current champion"
         )
 
 

@@ -143,7 +143,11 @@ class Lifecycle:
                 return await self._read(conn, current["id"])
 
     async def rollback(self, caller: Caller, name: str, environment: str, reason: str) -> dict[str, Any]:
-        """Re-promote the version that was champion before the current one."""
+        """Re-promote the version that was champion before the current one.
+
+        The way back skips the evaluation gate on purpose: the version passed it when it first became
+        champion, and a rollback must not wait for a new shadow run. It still needs an approver's role.
+        """
         reason = require_reason(reason)
         with db_errors():
             async with self.pool.acquire() as conn, conn.transaction():

@@ -32,10 +32,13 @@ def change(name: str, version: int, env: str = "production", reason: str = "ship
     return pb.ChangeRequest(name=name, version=version, environment=env, reason=reason)
 
 
-async def evaluate(team: Team, name: str, version: int, agreement: float = 0.999) -> pb.Evaluation:
+async def evaluate(
+    team: Team, name: str, version: int, agreement: float = 0.999, champion: int = 0
+) -> pb.Evaluation:
     request = pb.EvaluationRequest(
         name=name,
         candidate_version=version,
+        champion_version=champion,
         environment="production",
         sample_size=500,
         agreement=agreement,
@@ -112,10 +115,30 @@ async def test_the_author_cannot_approve_their_own_version(team: Team, tmp_path:
     assert (await team.approver.call("Promote", change("selfish", 1))).role == "champion"
 
 
+async def test_the_gate_needs_an_evaluation_against_the_champion_being_replaced(
+    team: Team, tmp_path: Path
+) -> None:
+    await shadow_in_production(team, tmp_path, "stale", 3)
+    await evaluate(team, "stale", 1)
+    await evaluate(team, "stale", 3)  # v3 measured while there was no champion yet
+    await team.approver.call("Promote", change("stale", 1))
+
+    code, message = await status_of(team.approver.call("Promote", change("stale", 3)))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "compared it with no champion, but the champion there is stale@1" in message
+    await evaluate(team, "stale", 2, champion=1)
+    await team.approver.call("Promote", change("stale", 2))
+    await evaluate(team, "stale", 3, champion=1)  # v2 replaced v1 meanwhile
+    code, message = await status_of(team.approver.call("Promote", change("stale", 3)))
+    assert "compared it with stale@1, but the champion there is stale@2" in message
+    await evaluate(team, "stale", 3, champion=2)
+    assert (await team.approver.call("Promote", change("stale", 3))).role == "champion"
+
+
 async def test_promotion_demotes_the_previous_champion(team: Team, db: asyncpg.Pool, tmp_path: Path) -> None:
     await shadow_in_production(team, tmp_path, "relay", 2)
     for version in (1, 2):
-        await evaluate(team, "relay", version)
+        await evaluate(team, "relay", version, champion=version - 1)
         await team.approver.call("Promote", change("relay", version))
     roles = await db.fetch(
         "SELECT v.version, d.role FROM deployments d JOIN versions v ON v.id = d.version_id"
