@@ -1,11 +1,13 @@
 """A private copy of a large array in transparent huge pages.
 
 A packed forest is hundreds of MB walked at random: with 4 KiB pages nearly every node visit also misses
-the TLB. Measured on the seed-scale forest (24M nodes, 2-core VM): the kernel alone, alternating in one
-process, scored a row in avg 0.32 → 0.19 ms (p99 0.48 → 0.30 ms) from 2 MiB pages; a whole one-row
-transform, in separate processes on the same noisy VM, avg 0.42 → 0.37 ms. The price is one private
-copy per process instead of the page cache's shared one, so it is a choice (`RTSCORE_HUGE_PAGES=1`),
-not the default.
+the TLB. On the seed-scale forest (24M nodes, 2-core VM) the kernel alone scored a row in avg
+0.32 → 0.19 ms from 2 MiB pages in one measurement, but a later one in six alternating processes gave
+avg 0.240 → 0.203 ms, within what this VM's neighbours move from minute to minute (the same kernel ran
+0.14–0.26 ms avg in one process), and mapping the cached file itself in 2 MiB pages (shared, which
+Linux 6.18 does on ext4) gained nothing measurable. On a virtual machine the host's page size may
+bound what the guest's huge pages save. The price is one private copy per process instead of the page
+cache's shared one, so it stays a choice (`RTSCORE_HUGE_PAGES=1`), not the default.
 """
 
 from __future__ import annotations
