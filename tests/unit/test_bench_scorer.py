@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import threading
+import subprocess
+import sys
 
 from benchmarks.scorer_bench import _ladder, _role, cpu_per_call, thread_cpu, tree_memory
 
@@ -30,20 +30,25 @@ def test_threads_are_told_apart_by_their_os_names() -> None:
 
 
 def test_a_running_process_reports_its_threads_and_memory() -> None:
-    done = threading.Event()
-    worker = threading.Thread(target=done.wait)
-    worker.start()
+    code = (
+        "import threading, time; threading.Thread(target=time.sleep, args=(30,)).start();"
+        " print('ready', flush=True)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code + "; time.sleep(30)"], stdout=subprocess.PIPE, text=True
+    )
     try:
-        threads = thread_cpu(os.getpid())
-        memory = tree_memory(os.getpid())
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        threads = thread_cpu(child.pid)
+        memory = tree_memory(child.pid)
     finally:
-        done.set()
-        worker.join()
+        child.kill()
+        child.communicate()
 
-    assert (os.getpid(), os.getpid()) in threads
-    assert threads[(os.getpid(), os.getpid())][0] == "event_loop"
-    assert (os.getpid(), worker.native_id) in threads
-    assert memory["processes"] >= 1
+    roles = sorted(role for (pid, _tid), (role, _cpu) in threads.items() if pid == child.pid)
+    assert roles == ["event_loop", "other"]
+    assert memory["processes"] == 1
     assert 0 < memory["workers_uss_mb"] <= memory["workers_pss_mb"] <= memory["workers_rss_mb"]
 
 
