@@ -71,7 +71,7 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
         "--channels",
         type=int,
         default=1,
-        help="connections per client process, calls spread over them (match the server's --workers)",
+        help="connections per client process, calls spread over them (several per server worker)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the Poisson arrivals")
 

@@ -4,7 +4,7 @@ A packed forest is hundreds of MB walked at random: with 4 KiB pages nearly ever
 the TLB. On the seed-scale forest (24M nodes, 2-core VM) the kernel alone scored a row in avg
 0.32 → 0.19 ms from 2 MiB pages in one measurement, but a later one in six alternating processes gave
 avg 0.240 → 0.203 ms, within what this VM's neighbours move from minute to minute (the same kernel ran
-0.14–0.26 ms avg in one process), and mapping the cached file itself in 2 MiB pages (shared, which
+0.14-0.26 ms avg in one process), and mapping the cached file itself in 2 MiB pages (shared, which
 Linux 6.18 does on ext4) gained nothing measurable. On a virtual machine the host's page size may
 bound what the guest's huge pages save. The price is one private copy per process instead of the page
 cache's shared one, so it stays a choice (`RTSCORE_HUGE_PAGES=1`), not the default.
