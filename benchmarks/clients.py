@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+import uvloop
+
 from benchmarks.histogram import LatencyRecorder
 from benchmarks.loadgen import LoadSpec, RunResult, run_load
 from rtscore.errors import InvalidArgument, RtscoreError, Unavailable
@@ -38,7 +40,7 @@ def run(
             f"closed loop: {processes} processes need at least as many callers (--concurrency)"
         )
     if processes == 1:
-        return asyncio.run(_in_process(spec, requests, progress))
+        return uvloop.run(_in_process(spec, requests, progress))
     return _in_processes(spec, requests, processes, progress)
 
 
@@ -55,7 +57,7 @@ async def _in_process(spec: LoadSpec, requests: Sequence[bytes], progress: Progr
 def _child(spec: LoadSpec, requests: Sequence[bytes], start_at: float, counters: Any, out: Any) -> None:
     """Body of one client process: run its share, send back the recorder or the error."""
     try:
-        result = asyncio.run(run_load(spec, requests, counters, start_at))
+        result = uvloop.run(run_load(spec, requests, counters, start_at))
     except RtscoreError as err:
         out.put(("error", str(err)))
         return

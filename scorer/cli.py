@@ -23,6 +23,7 @@ _SETTINGS_FLAGS = {
     "drain_grace": "drain_grace_s",
     "metrics_port": "metrics_port",
     "log_level": "log_level",
+    "event_loop": "event_loop",
 }
 
 
@@ -59,6 +60,7 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     serve.add_argument("--drain-grace", type=float, metavar="SECONDS", help="grace for in-flight calls")
     serve.add_argument("--metrics-port", type=int, help="Prometheus endpoint port (worker i: port + i)")
     serve.add_argument("--log-level", help="log level (default INFO)")
+    serve.add_argument("--event-loop", choices=("uvloop", "asyncio"), help="asyncio loop (default uvloop)")
     serve.set_defaults(func=_serve)
 
 
@@ -82,6 +84,10 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(settings.log_level)
     if settings.workers > 1:
         return run_workers(settings, args.model, args.canary)
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(serve(settings, models))
     return asyncio.run(serve(settings, models))
 
 

@@ -86,7 +86,11 @@ class ScorerServer:
         stack.push_async_callback(self._stop_server, 0.0)
         canaries = asyncio.create_task(self._canary_loop(), name="rtscore-canaries")
         stack.push_async_callback(_cancel, canaries)
-        log.info("scorer listening", extra={"host": s.host, "port": self.port})
+        loop = type(asyncio.get_running_loop())
+        log.info(
+            "scorer listening",
+            extra={"host": s.host, "port": self.port, "event_loop": f"{loop.__module__}.{loop.__qualname__}"},
+        )
         return self
 
     async def __aexit__(

@@ -213,3 +213,23 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Path) -> None:
         code, stderr = scorer.stop()
     assert code == 0, stderr
     assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+
+
+@pytest.mark.parametrize(("choice", "loop_module"), [(None, "uvloop"), ("asyncio", "asyncio")])
+def test_the_scorer_runs_on_uvloop_unless_told_otherwise(
+    tmp_path: Path, choice: str | None, loop_module: str
+) -> None:
+    args = ["--model", f"demo={DEMO}", *(["--event-loop", choice] if choice else [])]
+    scorer = ScorerProcess(*args, env={"RTSCORE_CACHE_DIR": str(tmp_path / "cache")})
+    try:
+        with grpc.insecure_channel(scorer.target) as channel:
+            reply = scorer_pb2_grpc.ScorerStub(channel).Score(
+                scorer_pb2.ScoreRequest(model="demo", frame=demo_batch(3)), timeout=10
+            )
+    finally:
+        code, stderr = scorer.stop()
+    assert reply.frame.rows == 3
+    assert code == 0
+    listening = [json.loads(line) for line in stderr.splitlines() if '"scorer listening"' in line]
+    assert len(listening) == 1
+    assert listening[0]["event_loop"].split(".")[0] == loop_module
