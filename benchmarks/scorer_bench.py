@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure, print the table and the verdicts, write the report; 0 when every server started."""
+    """Measure, print the table and the memory figures, and write the report when asked."""
     plan = QUICK if args.quick else FULL
     rate = args.rate if args.rate is not None else plan.rate
     seconds = args.seconds if args.seconds is not None else plan.seconds
