@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.paths import ROOT
+from tests.integration.cli_run import rtscore
 
 pytestmark = [pytest.mark.jvm, pytest.mark.slow]
 
@@ -20,13 +18,7 @@ RUN_KEYS = {"name", "target", "mode", "rate", "achieved_rate", "requests", "erro
 @pytest.mark.timeout(600)
 def test_quick_compare_measures_before_mleap_and_rtscore(tmp_path: Path) -> None:
     out = tmp_path / "quick.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "rtscore.cli", "bench", "compare", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
+    done = rtscore("bench", "compare", "--quick", "--json", str(out), timeout=540)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "avg vs before" in done.stdout
     report = json.loads(out.read_text())

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.paths import ROOT
+from tests.integration.cli_run import rtscore
 
 pytestmark = [pytest.mark.slow]
 
@@ -17,13 +15,7 @@ pytestmark = [pytest.mark.slow]
 @pytest.mark.timeout(300)
 def test_quick_scorer_bench_reports_both_worker_counts(tmp_path: Path) -> None:
     out = tmp_path / "scorer.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "rtscore.cli", "bench", "scorer", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=270,
-    )
+    done = rtscore("bench", "scorer", "--quick", "--json", str(out), timeout=270)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "two workers / one:" in done.stdout
     report = json.loads(out.read_text())
