@@ -11,7 +11,7 @@ import numpy as np
 from rtscore.errors import InvalidArgument
 
 BASES = ("boolean", "byte", "short", "int", "long", "float", "double", "string", "byte_string")
-_INTEGRAL = ("byte", "short", "int", "long")
+INTEGRAL_BASES = ("byte", "short", "int", "long")
 # MLeap's JSON LeapFrame spells `int` as "integer"; every other base keeps its name.
 _JSON_NAME = {"int": "integer"}
 _FROM_JSON_NAME = {"integer": "int", "int": "int"}
@@ -217,113 +217,26 @@ class LeapFrame:
     @staticmethod
     def from_mleap_json(obj: Any) -> LeapFrame:
         """Build a frame from MLeap's JSON LeapFrame (`{"schema": {"fields": [...]}, "rows": [...]}`)."""
-        if not isinstance(obj, Mapping):
-            raise FrameError("a LeapFrame must be a JSON object with 'schema' and 'rows'")
-        schema = obj.get("schema")
-        rows = obj.get("rows")
-        if not isinstance(schema, Mapping) or not isinstance(schema.get("fields"), list):
-            raise FrameError("LeapFrame 'schema' must be an object with a 'fields' list")
-        if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
-            raise FrameError("LeapFrame 'rows' must be a list of lists")
-        fields: list[Field] = []
-        for i, f in enumerate(schema["fields"]):
-            if not isinstance(f, Mapping) or not isinstance(f.get("name"), str):
-                raise FrameError(f"schema field {i} must be an object with a string 'name'")
-            fields.append(Field(f["name"], DataType.from_mleap_json(f.get("type"), f"column {f['name']!r}")))
-        for r, row in enumerate(rows):
-            if len(row) != len(fields):
-                raise FrameError(f"row {r} has {len(row)} values, the schema has {len(fields)} fields")
-        columns = [_column_from_rows(f, [row[i] for row in rows]) for i, f in enumerate(fields)]
-        sparse = {
-            f.name: np.array(
-                [isinstance(row[i], Mapping) and "indices" in row[i] for row in rows], dtype=bool
-            )
-            for i, f in enumerate(fields)
-            if f.dtype.shape == "tensor"
-            and any(isinstance(row[i], Mapping) and "indices" in row[i] for row in rows)
-        }
-        return LeapFrame(fields, columns, len(rows), sparse)
+        from scorer.frame_json import frame_from_mleap_json
+
+        return frame_from_mleap_json(obj)
 
     def to_mleap_json(self) -> dict[str, Any]:
         """This frame in MLeap's JSON LeapFrame format."""
-        per_column = [
-            _column_to_json(f, c, self._sparse.get(f.name))
-            for f, c in zip(self._fields, self._columns, strict=True)
-        ]
-        rows = [list(values) for values in zip(*per_column, strict=True)] if per_column else []
-        if not per_column:
-            rows = [[] for _ in range(self.n_rows)]
-        return {"schema": {"fields": [f.to_mleap_json() for f in self._fields]}, "rows": rows}
+        from scorer.frame_json import frame_to_mleap_json
+
+        return frame_to_mleap_json(self)
 
 
 def numpy_dtype(base: str) -> type:
     """The numpy dtype rtscore uses for a scalar column of MLeap base `base`."""
     if base in ("float", "double"):
         return np.float64
-    if base in _INTEGRAL:
+    if base in INTEGRAL_BASES:
         return np.int64
     if base == "boolean":
         return np.bool_
     return np.object_
-
-
-def _column_from_rows(field: Field, values: list[Any]) -> np.ndarray:
-    dt = field.dtype
-    where = f"column {field.name!r}"
-    if dt.shape == "scalar":
-        kind = numpy_dtype(dt.base)
-        if kind is np.object_:
-            if not all(v is None or isinstance(v, str) for v in values):
-                raise FrameError(f"{where}: expected strings")
-            return np.array(values, dtype=object)
-        if kind is np.float64:
-            if not all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values):
-                raise FrameError(f"{where}: expected numbers")
-            # null is NaN: MLeap's imputers and trees treat a missing double as NaN
-            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-        if kind is np.int64:
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-                raise FrameError(f"{where}: expected integers (nulls are not supported in integer columns)")
-            return np.array(values, dtype=np.int64)
-        if not all(isinstance(v, bool) for v in values):
-            raise FrameError(f"{where}: expected booleans")
-        return np.array(values, dtype=np.bool_)
-    if dt.shape == "tensor":
-        if dt.base not in ("double", "float", *_INTEGRAL):
-            raise FrameError(f"{where}: only numeric tensors are supported, got {dt.base}")
-        size = dt.dimensions[0] if dt.dimensions else None
-        dense: list[list[float]] = []
-        for r, v in enumerate(values):
-            vec = _tensor_values(v, f"{where} row {r}")
-            if size is None:
-                size = len(vec)
-            if len(vec) != size:
-                raise FrameError(f"{where} row {r}: tensor has {len(vec)} values, expected {size}")
-            dense.append(vec)
-        return np.array(dense, dtype=np.float64).reshape(len(values), size or 0)
-    raise FrameError(f"{where}: {dt.shape} columns are not supported")
-
-
-def _tensor_values(v: Any, where: str) -> list[float]:
-    if not isinstance(v, Mapping) or not isinstance(v.get("values"), list):
-        raise FrameError(f"{where}: a tensor must be an object with 'values' and 'dimensions'")
-    values = v["values"]
-    dims = v.get("dimensions")
-    if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in values):
-        raise FrameError(f"{where}: tensor values must be numbers")
-    indices = v.get("indices")
-    if indices is None:
-        return [float(x) for x in values]
-    # a sparse tensor: MLeap writes `indices` as a list of one-element index lists for vectors
-    if not isinstance(dims, list) or len(dims) != 1 or not isinstance(dims[0], int):
-        raise FrameError(f"{where}: a sparse tensor needs one integer dimension")
-    dense = [0.0] * dims[0]
-    for idx, x in zip(indices, values, strict=False):
-        i = idx[0] if isinstance(idx, list) and idx else idx
-        if not isinstance(i, int) or not 0 <= i < dims[0]:
-            raise FrameError(f"{where}: sparse index {idx!r} out of range")
-        dense[i] = float(x)
-    return dense
 
 
 def compressed_rows(vectors: np.ndarray) -> np.ndarray:
@@ -343,25 +256,3 @@ _NO_ROW.flags.writeable = False
 def all_rows(n: int) -> np.ndarray:
     """A mask selecting all `n` rows."""
     return _ONE_ROW if n == 1 else np.ones(n, dtype=np.bool_)
-
-
-def _column_to_json(field: Field, column: np.ndarray, sparse: np.ndarray | None) -> list[Any]:
-    dt = field.dtype
-    if dt.shape == "tensor":
-        dims = [int(column.shape[1])]
-        if sparse is None:
-            return [{"values": row, "dimensions": dims} for row in column.tolist()]
-        out: list[Any] = []
-        for row, is_sparse in zip(column, sparse.tolist(), strict=True):
-            if is_sparse:
-                nz = np.flatnonzero(row)
-                out.append(
-                    {"indices": [[i] for i in nz.tolist()], "values": row[nz].tolist(), "dimensions": dims}
-                )
-            else:
-                out.append({"values": row.tolist(), "dimensions": dims})
-        return out
-    if column.dtype == np.float64:
-        # JSON has no NaN; MLeap's frames carry a missing double as null
-        return [None if v != v else v for v in column.tolist()]
-    return column.tolist()

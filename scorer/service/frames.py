@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from protos.rtscore.v1 import frame_pb2
-from scorer.frame import DataType, Field, FrameError, LeapFrame
+from scorer.frame import INTEGRAL_BASES, DataType, Field, FrameError, LeapFrame
 
 CT = frame_pb2.ColumnType
 # Plain module constants: the enum wrapper's attribute lookup is slow on the per-call path.
@@ -17,12 +17,11 @@ INT64 = frame_pb2.COLUMN_TYPE_INT64
 STRING = frame_pb2.COLUMN_TYPE_STRING
 BOOL = frame_pb2.COLUMN_TYPE_BOOL
 TENSOR = frame_pb2.COLUMN_TYPE_DOUBLE_TENSOR
-_INTEGRAL = ("byte", "short", "int", "long")
 # The column type each LeapFrame scalar base travels as.
 _SCALAR_TYPE = {
     "double": DOUBLE,
     "float": DOUBLE,
-    **{b: INT64 for b in _INTEGRAL},
+    **{b: INT64 for b in INTEGRAL_BASES},
     "string": STRING,
     "boolean": BOOL,
 }
@@ -42,7 +41,7 @@ _SMALL = 64
 
 def column_type(dtype: DataType) -> tuple[frame_pb2.ColumnType, list[int]]:
     """The wire column type and per-row shape for a LeapFrame data type."""
-    if dtype.shape == "tensor" and dtype.base in ("double", "float", *_INTEGRAL):
+    if dtype.shape == "tensor" and dtype.base in ("double", "float", *INTEGRAL_BASES):
         return TENSOR, list(dtype.dimensions or ())
     if dtype.shape == "scalar":
         return _SCALAR_TYPE.get(dtype.base, UNSPECIFIED), []
