@@ -10,10 +10,39 @@ The left child of an internal node is always the next node (pre-order), so it is
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 LEAF_MARK = -1
+
+
+def _prefetch_row(typingctx: Any, array: Any, row: Any) -> Any:  # pragma: no cover - compiled code
+    """Hint the CPU to start loading row `row` of a 2-d array into cache; no effect on results."""
+    if not isinstance(array, types.Array) or array.ndim != 2 or not isinstance(row, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        array_type, row_type = signature.args
+        view = context.make_array(array_type)(context, builder, args[0])
+        index = [context.cast(builder, args[1], row_type, types.intp), context.get_constant(types.intp, 0)]
+        address = cgutils.get_item_pointer(context, builder, array_type, view, index, wraparound=False)
+        byte_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        declared = ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32])
+        function = cgutils.get_or_insert_function(builder.module, declared, "llvm.prefetch.p0i8")
+        # read access, keep in all cache levels, data cache
+        builder.call(function, [builder.bitcast(address, byte_ptr), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, row), codegen
+
+
+prefetch_row: Any = intrinsic(_prefetch_row)
 
 
 @njit(cache=True, nogil=True)
@@ -31,7 +60,8 @@ def sum_leaves_kernel(ints, floats, roots, values, cat_meta, cat_values, rows, o
             for j in range(active):
                 scratch[j] = roots[t0 + j]
                 scratch[block + j] = t0 + j
-            # each pass moves every unfinished tree one level down, so their memory loads overlap
+            # each pass moves every unfinished tree one level down; the next node of each is prefetched
+            # as soon as it is known, so all lanes' memory loads are in flight together
             while active > 0:
                 j = 0
                 while j < active:
@@ -41,7 +71,9 @@ def sum_leaves_kernel(ints, floats, roots, values, cat_meta, cat_values, rows, o
                         # arithmetic, not a branch: a mispredicted branch would discard the other
                         # lanes' loads already in flight
                         right = ints[node, 1]
-                        scratch[j] = right + (node + 1 - right) * (x[f] <= floats[node, 1])
+                        node = right + (node + 1 - right) * (x[f] <= floats[node, 1])
+                        prefetch_row(ints, node)
+                        scratch[j] = node
                         j += 1
                     elif f == LEAF_MARK:
                         leaf[r, scratch[block + j]] = ints[node, 1]
@@ -56,10 +88,9 @@ def sum_leaves_kernel(ints, floats, roots, values, cat_meta, cat_values, rows, o
                             if cat_values[m] == v:
                                 found = True
                                 break
-                        if found == (cat_meta[c, 1] != 0):
-                            scratch[j] = node + 1
-                        else:
-                            scratch[j] = ints[node, 1]
+                        node = node + 1 if found == (cat_meta[c, 1] != 0) else ints[node, 1]
+                        prefetch_row(ints, node)
+                        scratch[j] = node
                         j += 1
     # summed in tree order so results do not depend on which tree finished first
     for r in range(rows.shape[0]):
