@@ -51,8 +51,9 @@ class CompiledForest:
     def __init__(self, arrays: ForestArrays, lanes: int = LOCKSTEP_TREES) -> None:
         self.arrays = arrays
         self.lanes = lanes
-        self._ints = arrays.nodes
-        self._floats = arrays.nodes.view(np.float64)
+        # flat views: the kernel computes node offsets itself (see scorer.trees.kernel)
+        self._ints = flat_view(arrays.nodes)
+        self._floats = flat_view(arrays.nodes.view(np.float64))
         self._scratch = threading.local()
         self.n_features = int(arrays.shape[0])
         self.max_depth = int(arrays.shape[1])
@@ -82,7 +83,7 @@ class CompiledForest:
         if leaf is None or leaf.shape[0] < min(n, CHUNK_ROWS):
             # per-thread buffers: the kernel runs without the GIL, so threads must not share them
             scratch.leaf = leaf = np.empty((max(1, min(n, CHUNK_ROWS)), self.n_trees), dtype=np.int64)
-            scratch.lanes = np.empty(2 * self.lanes, dtype=np.int64)
+            scratch.lanes = np.empty(2 * self.lanes, dtype=np.uint64)
         a = self.arrays
         for start in range(0, n, CHUNK_ROWS):
             stop = min(n, start + CHUNK_ROWS)
@@ -91,6 +92,11 @@ class CompiledForest:
                 rows[start:stop], out[start:stop], leaf[: stop - start], scratch.lanes,
             )  # fmt: skip
         return out
+
+
+def flat_view(array: np.ndarray) -> np.ndarray:
+    """`array` as 1-d without copying (raises for a non-contiguous array rather than copying it)."""
+    return np.reshape(array, -1, copy=False)
 
 
 def compile_forest(trees: Sequence[Tree], weights: np.ndarray | None) -> CompiledForest:

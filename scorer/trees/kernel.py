@@ -1,10 +1,11 @@
 """Numba kernels over the packed forest: walking many trees in lockstep per row.
 
-Packed node layout (16 bytes, int32 [n, 4] viewed also as float64 [n, 2]):
-  ints[i, 0]: feature index (>= 0) of a continuous split, LEAF_MARK for a leaf, or -2 - c for
-              categorical split c (row c of the category table);
-  ints[i, 1]: absolute index of the right child (internal) or row of the leaf-value table (leaf);
-  floats[i, 1]: the threshold of a continuous split.
+Packed node layout (16 bytes, int32 [n, 4] viewed also as float64 [n, 2]); the kernel reads it through
+flat views, `ints` (int32, 4 per node) and `floats` (float64, 2 per node):
+  ints[4i]:     feature index (>= 0) of a continuous split, LEAF_MARK for a leaf, or -2 - c for
+                categorical split c (row c of the category table);
+  ints[4i + 1]: absolute index of the right child (internal) or row of the leaf-value table (leaf);
+  floats[2i + 1]: the threshold of a continuous split.
 The left child of an internal node is always the next node (pre-order), so it is not stored.
 """
 
@@ -21,16 +22,16 @@ from numba.extending import intrinsic
 LEAF_MARK = -1
 
 
-def _prefetch_row(typingctx: Any, array: Any, row: Any) -> Any:  # pragma: no cover - compiled code
-    """Hint the CPU to start loading row `row` of a 2-d array into cache; no effect on results."""
-    if not isinstance(array, types.Array) or array.ndim != 2 or not isinstance(row, types.Integer):
+def _prefetch(typingctx: Any, array: Any, index: Any) -> Any:  # pragma: no cover - compiled code
+    """Hint the CPU to start loading `array[index]` (1-d) into cache; no effect on results."""
+    if not isinstance(array, types.Array) or array.ndim != 1 or not isinstance(index, types.Integer):
         return None
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        array_type, row_type = signature.args
+        array_type, index_type = signature.args
         view = context.make_array(array_type)(context, builder, args[0])
-        index = [context.cast(builder, args[1], row_type, types.intp), context.get_constant(types.intp, 0)]
-        address = cgutils.get_item_pointer(context, builder, array_type, view, index, wraparound=False)
+        at = [context.cast(builder, args[1], index_type, types.intp)]
+        address = cgutils.get_item_pointer(context, builder, array_type, view, at, wraparound=False)
         byte_ptr = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         declared = ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32])
@@ -39,18 +40,26 @@ def _prefetch_row(typingctx: Any, array: Any, row: Any) -> Any:  # pragma: no co
         builder.call(function, [builder.bitcast(address, byte_ptr), i32(0), i32(3), i32(1)])
         return context.get_dummy_value()
 
-    return types.void(array, row), codegen
+    return types.void(array, index), codegen
 
 
-prefetch_row: Any = intrinsic(_prefetch_row)
+prefetch: Any = intrinsic(_prefetch)
 
 
 @njit(cache=True, nogil=True)
-def sum_leaves_kernel(ints, floats, roots, values, cat_meta, cat_values, rows, out, leaf, scratch):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """out[r] = Σ_t values[leaf_t(rows[r])] in tree order, walking `scratch.shape[0] // 2` trees at once."""
+def sum_leaves_kernel(ints, floats, roots, values, cat_meta, cat_values, rows, out, leaf, lanes):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """out[r] = Σ_t values[leaf_t(rows[r])] in tree order, walking `lanes.shape[0] // 2` trees at once.
+
+    `lanes` (uint64) is scratch: each walking tree's current node, then its tree number. Node indices
+    are unsigned so that indexing skips numba's negative-index handling in the innermost loop.
+    """
     n_trees = roots.shape[0]
-    block = scratch.shape[0] // 2
+    block = lanes.shape[0] // 2
+    node_at = lanes[:block]
+    tree_at = lanes[block:]
     k = values.shape[1]
+    one = np.uint64(1)
+    two = np.uint64(2)
     # blocks of trees outermost: a batch reuses the block's upper levels from cache across its rows
     for t0 in range(0, n_trees, block):
         width = min(block, n_trees - t0)
@@ -58,28 +67,31 @@ def sum_leaves_kernel(ints, floats, roots, values, cat_meta, cat_values, rows, o
             x = rows[r]
             active = width
             for j in range(active):
-                scratch[j] = roots[t0 + j]
-                scratch[block + j] = t0 + j
+                node_at[j] = roots[t0 + j]
+                tree_at[j] = t0 + j
             # each pass moves every unfinished tree one level down; the next node of each is prefetched
             # as soon as it is known, so all lanes' memory loads are in flight together
             while active > 0:
                 j = 0
                 while j < active:
-                    node = scratch[j]
-                    f = ints[node, 0]
+                    node = node_at[j]
+                    at = node << two
+                    f = ints[at]
                     if f >= 0:
-                        # arithmetic, not a branch: a mispredicted branch would discard the other
-                        # lanes' loads already in flight
-                        right = ints[node, 1]
-                        node = right + (node + 1 - right) * (x[f] <= floats[node, 1])
-                        prefetch_row(ints, node)
-                        scratch[j] = node
+                        # NaN <= t is false, so NaN goes right as in MLeap. Arithmetic, not a branch
+                        # (it compiles to a conditional move): a mispredicted branch would discard the
+                        # other lanes' work in flight. Unsigned wrap-around keeps the sum exact.
+                        right = np.uint64(ints[at | one])
+                        left = np.uint64(x[np.uint64(f)] <= floats[(node << one) | one])
+                        following = right + (node + one - right) * left
+                        prefetch(ints, following << two)
+                        node_at[j] = following
                         j += 1
                     elif f == LEAF_MARK:
-                        leaf[r, scratch[block + j]] = ints[node, 1]
+                        leaf[r, tree_at[j]] = ints[at | one]
                         active -= 1
-                        scratch[j] = scratch[active]
-                        scratch[block + j] = scratch[block + active]
+                        node_at[j] = node_at[active]
+                        tree_at[j] = tree_at[active]
                     else:
                         c = -2 - f
                         v = x[cat_meta[c, 0]]
@@ -88,9 +100,11 @@ def sum_leaves_kernel(ints, floats, roots, values, cat_meta, cat_values, rows, o
                             if cat_values[m] == v:
                                 found = True
                                 break
-                        node = node + 1 if found == (cat_meta[c, 1] != 0) else ints[node, 1]
-                        prefetch_row(ints, node)
-                        scratch[j] = node
+                        following = node + one
+                        if found != (cat_meta[c, 1] != 0):
+                            following = np.uint64(ints[at | one])
+                        prefetch(ints, following << two)
+                        node_at[j] = following
                         j += 1
     # summed in tree order so results do not depend on which tree finished first
     for r in range(rows.shape[0]):

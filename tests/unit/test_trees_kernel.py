@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scorer.trees import ForestInputError, Tree, TreeFormatError, compile_forest
-from scorer.trees.forest import distinct_rows
+from scorer.trees.forest import distinct_rows, flat_view
 
 GRID = np.array([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0])  # thresholds and inputs share it, so ties happen
 
@@ -190,3 +190,12 @@ def test_leaf_rows_are_stored_once_and_bit_for_bit() -> None:
     distinct, inverse = distinct_rows(rows)
     assert distinct.shape == (4, 2)
     np.testing.assert_array_equal(distinct[inverse].view(np.uint64), rows.view(np.uint64))
+
+
+def test_flat_view_shares_memory_and_never_copies() -> None:
+    nodes = np.arange(16, dtype=np.int32).reshape(4, 4)
+    flat = flat_view(nodes)
+    assert flat.shape == (16,)
+    assert np.shares_memory(flat, nodes)
+    with pytest.raises(ValueError, match="copy"):
+        flat_view(nodes[:, :2])  # a strided view would need a copy: refused, not silently copied
