@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from scorer.trees.forest import CompiledForest, ForestArrays, pack_forest
-from scorer.trees.hugepages import huge_page_copy
+from scorer.trees.hugepages import HUGE_PAGE, drop_cached, huge_page_copy, map_npy
 from scorer.trees.tree import Tree
 
 # Bumped whenever the packed layout changes, so old entries are rebuilt rather than misread.
@@ -26,7 +26,7 @@ _MANIFEST = "manifest.json"
 
 def default_cache() -> ForestCache:
     """The cache under `RTSCORE_CACHE_DIR`, else `~/.cache/rtscore`; `RTSCORE_HUGE_PAGES=1` opts in to
-    private huge-page copies (see scorer.trees.hugepages)."""
+    private huge-page copies (see scorer.trees.hugepages; shared huge pages are tried in any case)."""
     configured = os.environ.get("RTSCORE_CACHE_DIR")
     huge_pages = os.environ.get("RTSCORE_HUGE_PAGES", "").lower() in {"1", "true", "yes"}
     return ForestCache(Path(configured) if configured else Path.home() / ".cache" / "rtscore", huge_pages)
@@ -35,8 +35,9 @@ def default_cache() -> ForestCache:
 class ForestCache:
     """Compiled forests stored under a directory, one folder per key.
 
-    Hits are memory-mapped, so processes share one copy in the page cache; with `huge_pages`, each
-    process instead scores from a private copy in huge pages (faster, one copy per process).
+    Hits are memory-mapped, so processes share one copy in the page cache, in 2 MiB pages where the
+    system allows; with `huge_pages`, each process instead scores from a private copy in huge pages (for
+    systems that cannot map files in huge pages; one copy per process).
     """
 
     def __init__(self, directory: Path | str, huge_pages: bool = False) -> None:
@@ -81,7 +82,7 @@ class ForestCache:
                 path = folder / f"{name}.npy"
                 if path.stat().st_size != spec["bytes"]:
                     return None
-                array = np.load(path, mmap_mode="r", allow_pickle=False)
+                array = map_npy(path)
                 if str(array.dtype) != spec["dtype"] or list(array.shape) != spec["shape"]:
                     return None
                 loaded[name] = array
@@ -98,6 +99,8 @@ class ForestCache:
             for name, array in arrays.named().items():
                 path = staging / f"{name}.npy"
                 np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+                if array.nbytes >= HUGE_PAGE:
+                    drop_cached(path)
                 specs[name] = {
                     "dtype": str(array.dtype),
                     "shape": list(array.shape),

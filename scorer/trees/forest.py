@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scorer.trees.errors import ForestInputError, TreeFormatError
-from scorer.trees.kernel import LEAF_MARK, preorder_permutation, sum_leaves_kernel
+from scorer.trees.kernel import LEAF_MARK, distinct_row_ids, preorder_permutation, sum_leaves_kernel
 from scorer.trees.tree import Tree
 
 # Trees walked together per row: with each next node prefetched, 32 keep enough loads in flight to hide
@@ -177,7 +177,12 @@ def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows (bit for bit) of a float64 matrix and each row's index among them."""
     rows = np.ascontiguousarray(rows, dtype=np.float64)
     bits = rows.view(np.uint64)
-    # hash each row to one word so a 1-d sort finds duplicates; a full comparison guards against collisions
+    # leaves mostly repeat a few rows (pure class counts): one pass with a small hash table
+    found = distinct_row_ids(bits, max(1024, rows.shape[0] // 16))
+    if found is not None:
+        first, inverse = found
+        return rows[first], inverse
+    # mostly distinct (regression values): sorting row digests is faster than a table of them all
     digest = np.full(rows.shape[0], 0xCBF29CE484222325, dtype=np.uint64)
     for column in bits.T:
         digest = (digest ^ column) * np.uint64(0x100000001B3)
@@ -185,5 +190,5 @@ def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
     distinct = rows[first]
     if not np.array_equal(distinct.view(np.uint64)[inverse], bits):
-        return rows, np.arange(rows.shape[0])
+        return rows, np.arange(rows.shape[0])  # a digest collision: keep every row
     return distinct, inverse.reshape(-1)

@@ -192,6 +192,16 @@ def test_leaf_rows_are_stored_once_and_bit_for_bit() -> None:
     np.testing.assert_array_equal(distinct[inverse].view(np.uint64), rows.view(np.uint64))
 
 
+@pytest.mark.parametrize("n_distinct", [3, 5000], ids=["few-hash-table", "many-sorted"])
+def test_distinct_rows_are_exact_whichever_way_they_are_found(n_distinct: int) -> None:
+    rng = np.random.default_rng(5)
+    pool = rng.normal(size=(n_distinct, 2))
+    rows = pool[rng.integers(0, n_distinct, size=20_000)]
+    distinct, inverse = distinct_rows(rows)
+    assert distinct.shape[0] == np.unique(rows, axis=0).shape[0]
+    np.testing.assert_array_equal(distinct[inverse].view(np.uint64), rows.view(np.uint64))
+
+
 def test_flat_view_shares_memory_and_never_copies() -> None:
     nodes = np.arange(16, dtype=np.int32).reshape(4, 4)
     flat = flat_view(nodes)
