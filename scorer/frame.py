@@ -241,8 +241,9 @@ def numpy_dtype(base: str) -> type:
 
 def compressed_rows(vectors: np.ndarray) -> np.ndarray:
     """Rows Spark's `Vector.compressed` keeps sparse: when 1.5 * (non-zeros + 1) < size."""
-    if vectors.shape[0] == 1:  # the single-row path: one count instead of an axis reduction
-        return _ONE_ROW if 1.5 * (np.count_nonzero(vectors) + 1.0) < vectors.shape[1] else _NO_ROW
+    if vectors.shape[0] == 1:  # the single-row path: one count, compared in Python ints (numpy scalars
+        # are slow to compute with): 1.5 * (nnz + 1) < size exactly when 3 * (nnz + 1) < 2 * size
+        return _ONE_ROW if 3 * (int(np.count_nonzero(vectors)) + 1) < 2 * vectors.shape[1] else _NO_ROW
     return 1.5 * (np.count_nonzero(vectors, axis=1) + 1.0) < vectors.shape[1]
 
 

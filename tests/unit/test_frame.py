@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from scorer.frame import DataType, Field, FrameError, LeapFrame
+from scorer.frame import DataType, Field, FrameError, LeapFrame, compressed_rows
 
 FRAME = {
     "schema": {
@@ -121,3 +121,14 @@ def test_missing_column_is_a_frame_error() -> None:
     frame = LeapFrame.from_mleap_json(FRAME)
     with pytest.raises(FrameError, match="no column 'zz'"):
         frame.column("zz")
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 8, 30])
+def test_single_row_sparsity_matches_the_batch_rule(size: int) -> None:
+    # Spark keeps a vector sparse when 1.5 * (non-zeros + 1) < size; one row takes its own path
+    for nnz in range(size + 1):
+        row = np.zeros((1, size))
+        row[0, :nnz] = 1.0
+        batch = np.vstack([row, np.ones((1, size))])
+        assert bool(compressed_rows(row)[0]) == (1.5 * (nnz + 1) < size)
+        assert bool(compressed_rows(row)[0]) == bool(compressed_rows(batch)[0])

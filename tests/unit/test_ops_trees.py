@@ -156,3 +156,14 @@ def test_trees_saved_as_nodes_files_by_older_mleap_load(tmp_path: Path) -> None:
     bundle = load_bundle(write_files(files, tmp_path, zipped=True), cache=ForestCache(tmp_path / "cache"))
     expected = [(_leaf(REG_A, r)[0] + _leaf(REG_B, r)[0]) / 2 for r in X.tolist()]
     np.testing.assert_allclose(bundle.transform(doubles_frame(f=X)).column("y"), expected, rtol=1e-12)
+
+
+def test_normalised_rows_divide_by_their_sum_and_leave_zero_rows_alone() -> None:
+    from scorer.bundle.ops.classify import normalize_rows
+
+    raw = np.array([[3.0, 1.0], [0.0, 0.0], [np.nan, 1.0], [2.0, -2.0]])
+    expected = np.array([[0.75, 0.25], [0.0, 0.0], [np.nan, np.nan], [2.0, -2.0]])
+    np.testing.assert_array_equal(normalize_rows(raw), expected)
+    np.testing.assert_array_equal(normalize_rows(raw[:1]), expected[:1])  # no zero sum: the plain division
+    np.testing.assert_array_equal(normalize_rows(raw[2:3]), expected[2:3])
+    assert raw[0, 0] == 3.0  # the input is not changed

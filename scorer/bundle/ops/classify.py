@@ -16,6 +16,8 @@ Matrix = Callable[[np.ndarray], np.ndarray]
 def normalize_rows(raw: np.ndarray) -> np.ndarray:
     """Each row divided by its sum, rows summing to 0 left alone (MLeap's normalizeToProbabilities)."""
     total = raw.sum(axis=1, keepdims=True)
+    if total.all():  # the usual case, and half the cost of the masked division below
+        return raw / total
     return np.divide(raw, total, out=raw.copy(), where=total != 0)
 
 
