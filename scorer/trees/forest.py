@@ -13,7 +13,7 @@ from scorer.trees.kernel import LEAF_MARK, distinct_row_ids, preorder_permutatio
 from scorer.trees.tree import Tree
 
 # Trees walked together per row: with each next node prefetched, 32 keep enough loads in flight to hide
-# memory latency on the seed forest (16: 1.4x slower per row; 48 and 64: no steady gain).
+# memory latency on the seed forest (16 or 24: 1.1-1.2x slower per row; 48 and 64: no steady gain).
 LOCKSTEP_TREES = 32
 # Rows scored per kernel call: bounds the per-thread leaf buffer (rows x trees) for any batch size.
 CHUNK_ROWS = 256

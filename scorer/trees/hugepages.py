@@ -5,8 +5,8 @@ misses the TLB. Two ways to huge pages:
 
 - **Shared (the default)**: a cached `.npy` file memory-mapped as usual, with the kernel asked for huge
   pages on that mapping and the file read in at once. Where the filesystem's page cache holds large
-  folios (Linux 6.x on ext4 or XFS, among others), the file then sits in the page cache in 2 MiB
-  folios, mapped by every process with 2 MiB entries: one shared copy, huge pages included. On the
+  folios (measured on Linux 6.18 with ext4), the file then sits in the page cache in 2 MiB folios,
+  mapped by every process with 2 MiB entries: one shared copy, huge pages included. On the
   seed-scale forest (24M nodes, 366 MB, 2-core VM), kernel alone, single row avg ~0.13 → ~0.08 ms and
   batch-of-64 ~10k → ~15k rows/s. A file already cached in small folios (just written, say) stays
   in small pages, hence `drop_cached` after a cache entry is written. Elsewhere the advice is ignored.
