@@ -126,6 +126,28 @@ def test_cli_errors_are_one_line_naming_the_column(tmp_path: Path) -> None:
     assert "missing column 'demo:c'" in result.stderr
 
 
+def test_cli_reader_going_away_ends_quietly(tmp_path: Path) -> None:
+    # `rtscore bundle score … | head`: the pipe closes before the frame is written
+    command = [
+        "bundle",
+        "score",
+        str(FIXTURES / "airbnb.model.lr.zip"),
+        "--frame",
+        str(FIXTURES / "frame.airbnb.json"),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtscore.cli", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "RTSCORE_CACHE_DIR": str(tmp_path)},
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 141
+    assert stderr == b""
+
+
 # --- parity with MLeap's JVM runtime --------------------------------------------------------------
 
 
