@@ -9,7 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from scorer.trees.errors import ForestInputError, TreeFormatError
-from scorer.trees.kernel import LEAF_MARK, distinct_row_ids, preorder_permutation, sum_leaves_kernel
+from scorer.trees.kernel import (
+    LEAF_MARK,
+    distinct_row_ids,
+    preorder_permutation,
+    row_digests,
+    sum_leaves_kernel,
+)
 from scorer.trees.tree import Tree
 
 # Trees walked together per row: with each next node prefetched, 32 keep enough loads in flight to hide
@@ -183,11 +189,7 @@ def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         first, inverse = found
         return rows[first], inverse
     # mostly distinct (regression values): sorting row digests is faster than a table of them all
-    digest = np.full(rows.shape[0], 0xCBF29CE484222325, dtype=np.uint64)
-    for column in bits.T:
-        digest = (digest ^ column) * np.uint64(0x100000001B3)
-        digest ^= digest >> np.uint64(29)
-    _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(row_digests(bits), return_index=True, return_inverse=True)
     distinct = rows[first]
     if not np.array_equal(distinct.view(np.uint64)[inverse], bits):
         return rows, np.arange(rows.shape[0])  # a digest collision: keep every row

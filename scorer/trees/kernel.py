@@ -195,6 +195,16 @@ def distinct_row_ids(bits, limit):  # type: ignore[no-untyped-def]  # pragma: no
 
 
 @njit(cache=True, nogil=True)
+def row_digests(bits):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """One 63-bit digest per uint64 row (the hash `distinct_row_ids` uses)."""
+    n, k = bits.shape
+    digests = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        digests[i] = _row_hash(bits, i, k)
+    return digests
+
+
+@njit(cache=True, nogil=True)
 def _row_hash(bits, i, k):  # type: ignore[no-untyped-def]  # pragma: no cover
     """FNV-1a over the row's words, with a final mix so the low bits (the table slot) vary."""
     h = np.uint64(0xCBF29CE484222325)
