@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scorer.trees.errors import TreeFormatError
 from scorer.trees.forest import CompiledForest, ForestArrays, pack_forest
 from scorer.trees.hugepages import HUGE_PAGE, drop_cached, huge_page_copy, map_npy
 from scorer.trees.tree import Tree
@@ -52,16 +53,20 @@ class ForestCache:
     def get_or_compile(
         self, key: str, trees: Callable[[], Sequence[Tree]], weights: np.ndarray | None
     ) -> CompiledForest:
-        """The forest for `key`: memory-mapped from a valid entry, else compiled from `trees()` and stored."""
+        """The forest for `key`: memory-mapped from a valid entry, else compiled from `trees()` and stored
+        (as is an entry whose content was damaged on disk: every node is checked as it is loaded)."""
         digest = _weights_digest(weights)
         arrays = self._load(key, digest)
-        if arrays is None:
-            self._store(key, digest, pack_forest(trees(), weights))
-            arrays = self._load(key, digest)
-            if arrays is None:  # pragma: no cover - only if the directory is removed under us
-                raise OSError(
-                    f"forest cache entry {self.entry_path(key)} vanished right after it was written"
-                )
+        if arrays is not None:
+            with contextlib.suppress(TreeFormatError):
+                return self._forest(arrays)
+        self._store(key, digest, pack_forest(trees(), weights))
+        arrays = self._load(key, digest)
+        if arrays is None:  # pragma: no cover - only if the directory is removed under us
+            raise OSError(f"forest cache entry {self.entry_path(key)} vanished right after it was written")
+        return self._forest(arrays)
+
+    def _forest(self, arrays: ForestArrays) -> CompiledForest:
         if self.huge_pages:
             arrays = replace(arrays, nodes=huge_page_copy(arrays.nodes))
         return CompiledForest(arrays)

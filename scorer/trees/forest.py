@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from scorer.trees._walk import LEAF_MARK, Forest
 from scorer.trees.errors import ForestInputError, TreeFormatError
-from scorer.trees.kernel import (
-    LEAF_MARK,
-    distinct_row_ids,
-    preorder_permutation,
-    row_digests,
-    sum_leaves_kernel,
-)
 from scorer.trees.tree import Tree
 
 # Trees walked together per row: with each next node prefetched, 32 keep enough loads in flight to hide
 # memory latency on the seed forest (16 or 24: 1.1-1.2x slower per row; 48 and 64: no steady gain).
 LOCKSTEP_TREES = 32
-# Rows scored per kernel call: bounds the per-thread leaf buffer (rows x trees) for any batch size.
-CHUNK_ROWS = 256
 
 
 @dataclass(frozen=True)
 class ForestArrays:
     """The packed form of a forest: everything `CompiledForest` needs, and what the cache stores."""
 
-    nodes: np.ndarray  # int32 [n, 4]: see scorer.trees.kernel for the layout
+    nodes: np.ndarray  # int32 [n, 4]: see scorer/trees/_walk.c for the layout
     roots: np.ndarray  # int64 [t]: index of each tree's root in `nodes`
     values: np.ndarray  # float64 [l, k]: distinct weighted leaf-value rows
     cat_meta: np.ndarray  # int64 [c, 4]: feature, is_left, start, end into `cat_values`
@@ -52,22 +43,29 @@ class CompiledForest:
     """A forest ready to score: `sum_leaves(X)` = Σ_t weights[t] * values_t[leaf_t(x)] per row.
 
     `lanes` is how many trees one row walks in lockstep; the arrays may be memory-mapped read-only.
+    Raises `TreeFormatError` for arrays that do not form a forest (every node is checked once, here).
     """
 
     def __init__(self, arrays: ForestArrays, lanes: int = LOCKSTEP_TREES) -> None:
         self.arrays = arrays
         self.lanes = lanes
-        # flat views: the kernel computes node offsets itself (see scorer.trees.kernel)
-        self._ints = flat_view(arrays.nodes)
-        self._floats = flat_view(arrays.nodes.view(np.float64))
-        self._scratch = threading.local()
         self.n_features = int(arrays.shape[0])
         self.max_depth = int(arrays.shape[1])
         self.n_trees = int(arrays.roots.shape[0])
         self.n_nodes = int(arrays.nodes.shape[0])
         self.n_outputs = int(arrays.values.shape[1])
-        # compile (or load from numba's cache) and touch the kernel now, not on the first request
-        self.sum_leaves(np.zeros((1, self.n_features), dtype=np.float64))
+        try:
+            self._kernel = Forest(
+                arrays.nodes,
+                arrays.roots,
+                arrays.values,
+                arrays.cat_meta,
+                arrays.cat_values,
+                self.n_features,
+                lanes,
+            )
+        except ValueError as e:
+            raise TreeFormatError(f"the packed forest is inconsistent: {e}") from None
 
     @property
     def nbytes(self) -> int:
@@ -75,34 +73,18 @@ class CompiledForest:
         return sum(int(a.nbytes) for a in self.arrays.named().values())
 
     def sum_leaves(self, rows: np.ndarray) -> np.ndarray:
-        """Weighted sum of each row's leaf values over all trees: float64 [n, f] -> float64 [n, k]."""
+        """Weighted sum of each row's leaf values over all trees: float64 [n, f] -> float64 [n, k].
+
+        Runs without the GIL, so threads score in parallel."""
         if rows.ndim != 2 or rows.shape[1] < self.n_features:
             raise ForestInputError(
                 f"rows must be a 2-d array with at least {self.n_features} features, got shape {rows.shape}"
             )
         if rows.dtype != np.float64 or not rows.flags.c_contiguous:
             rows = np.ascontiguousarray(rows, dtype=np.float64)
-        n = rows.shape[0]
-        out = np.empty((n, self.n_outputs), dtype=np.float64)
-        scratch = self._scratch
-        leaf = getattr(scratch, "leaf", None)
-        if leaf is None or leaf.shape[0] < min(n, CHUNK_ROWS):
-            # per-thread buffers: the kernel runs without the GIL, so threads must not share them
-            scratch.leaf = leaf = np.empty((max(1, min(n, CHUNK_ROWS)), self.n_trees), dtype=np.int64)
-            scratch.lanes = np.empty(2 * self.lanes, dtype=np.uint64)
-        a = self.arrays
-        for start in range(0, n, CHUNK_ROWS):
-            stop = min(n, start + CHUNK_ROWS)
-            sum_leaves_kernel(
-                self._ints, self._floats, a.roots, a.values, a.cat_meta, a.cat_values,
-                rows[start:stop], out[start:stop], leaf[: stop - start], scratch.lanes,
-            )  # fmt: skip
+        out = np.empty((rows.shape[0], self.n_outputs), dtype=np.float64)
+        self._kernel.sum_leaves(rows, out)
         return out
-
-
-def flat_view(array: np.ndarray) -> np.ndarray:
-    """`array` as 1-d without copying (raises for a non-contiguous array rather than copying it)."""
-    return np.reshape(array, -1, copy=False)
 
 
 def compile_forest(trees: Sequence[Tree], weights: np.ndarray | None) -> CompiledForest:
@@ -112,6 +94,8 @@ def compile_forest(trees: Sequence[Tree], weights: np.ndarray | None) -> Compile
 
 def pack_forest(trees: Sequence[Tree], weights: np.ndarray | None) -> ForestArrays:
     """The packed arrays of a forest; raises `TreeFormatError` for trees that cannot be packed."""
+    from scorer.trees.packing import preorder_permutation  # numba: only compiling a forest needs it
+
     if len(trees) == 0:
         raise TreeFormatError("a forest needs at least one tree")
     k = trees[0].n_values
@@ -181,6 +165,8 @@ def pack_forest(trees: Sequence[Tree], weights: np.ndarray | None) -> ForestArra
 
 def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows (bit for bit) of a float64 matrix and each row's index among them."""
+    from scorer.trees.packing import distinct_row_ids, row_digests  # numba, as in pack_forest
+
     rows = np.ascontiguousarray(rows, dtype=np.float64)
     bits = rows.view(np.uint64)
     # leaves mostly repeat a few rows (pure class counts): one pass with a small hash table

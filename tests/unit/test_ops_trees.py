@@ -138,9 +138,9 @@ def test_warm_load_decodes_no_tree_files(tmp_path: Path, monkeypatch: pytest.Mon
     def no_decoding(data: bytes, where: str) -> None:
         raise AssertionError(f"{where} was decoded on a warm load")
 
-    import scorer.bundle.ops.trees as tree_ops
+    import scorer.trees.json_decoder
 
-    monkeypatch.setattr(tree_ops, "decode_tree_json", no_decoding)
+    monkeypatch.setattr(scorer.trees.json_decoder, "decode_tree_json", no_decoding)
     warm = load(node, tmp_path, "json", zipped=True).transform(doubles_frame(f=X)).column("y")
     np.testing.assert_array_equal(warm, cold)
     np.testing.assert_allclose(cold, [(_leaf(REG_A, r)[0] + _leaf(REG_B, r)[0]) / 2 for r in X.tolist()])

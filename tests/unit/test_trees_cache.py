@@ -67,7 +67,7 @@ def test_truncated_entry_is_rebuilt(tmp_path: Path, trees: CountingTrees) -> Non
     assert trees.calls == 2
 
 
-@pytest.mark.parametrize("damage", ["garbled manifest", "missing array", "wrong shape"])
+@pytest.mark.parametrize("damage", ["garbled manifest", "missing array", "wrong shape", "overwritten node"])
 def test_damaged_entry_is_not_trusted(tmp_path: Path, trees: CountingTrees, damage: str) -> None:
     cache = ForestCache(tmp_path)
     cache.get_or_compile("k", trees, None)
@@ -76,12 +76,20 @@ def test_damaged_entry_is_not_trusted(tmp_path: Path, trees: CountingTrees, dama
         (folder / "manifest.json").write_text("{not json")
     elif damage == "missing array":
         (folder / "values.npy").unlink()
+    elif damage == "overwritten node":  # sizes and manifest intact: only the node check sees it
+        nodes = np.load(folder / "nodes.npy", mmap_mode="r+")
+        nodes[0, 1] = np.iinfo(np.int32).max
+        nodes.flush()
+        del nodes
     else:
         manifest = json.loads((folder / "manifest.json").read_text())
         manifest["arrays"]["roots"]["shape"] = [1]
         (folder / "manifest.json").write_text(json.dumps(manifest))
-    cache.get_or_compile("k", trees, None)
+    rows = random_rows(np.random.default_rng(3), 50, 4)
+    rebuilt = cache.get_or_compile("k", trees, None)
     assert trees.calls == 2
+    expected = compile_forest(trees.trees, None).sum_leaves(rows)
+    np.testing.assert_array_equal(rebuilt.sum_leaves(rows), expected)
 
 
 def test_other_weights_do_not_reuse_an_entry(tmp_path: Path, trees: CountingTrees) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
 
 from scorer.trees import ForestInputError, Tree, TreeFormatError, compile_forest
-from scorer.trees.forest import distinct_rows, flat_view
+from scorer.trees.forest import CompiledForest, ForestArrays, distinct_rows
 
 GRID = np.array([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0])  # thresholds and inputs share it, so ties happen
 
@@ -202,10 +203,78 @@ def test_distinct_rows_are_exact_whichever_way_they_are_found(n_distinct: int) -
     np.testing.assert_array_equal(distinct[inverse].view(np.uint64), rows.view(np.uint64))
 
 
-def test_flat_view_shares_memory_and_never_copies() -> None:
-    nodes = np.arange(16, dtype=np.int32).reshape(4, 4)
-    flat = flat_view(nodes)
-    assert flat.shape == (16,)
-    assert np.shares_memory(flat, nodes)
-    with pytest.raises(ValueError, match="copy"):
-        flat_view(nodes[:, :2])  # a strided view would need a copy: refused, not silently copied
+@pytest.mark.parametrize("lanes", [1, 3, 64])
+def test_any_number_of_lanes_gives_the_same_sums(lanes: int) -> None:
+    rng = np.random.default_rng(6)
+    trees = [random_tree(rng, n_features=4, k=2, max_depth=7) for _ in range(40)]
+    rows = random_rows(rng, 50, 4)
+    packed = compile_forest(trees, None).arrays
+    np.testing.assert_array_equal(
+        CompiledForest(packed, lanes=lanes).sum_leaves(rows), reference_sum(trees, np.ones(40), rows)
+    )
+
+
+@pytest.mark.parametrize("lanes", [0, 65])
+def test_lane_counts_outside_the_kernel_are_refused(lanes: int) -> None:
+    packed = compile_forest([random_tree(np.random.default_rng(7), 2, 1, 3)], None).arrays
+    with pytest.raises(TreeFormatError, match="lanes"):
+        CompiledForest(packed, lanes=lanes)
+
+
+def test_rows_of_other_types_and_layouts_score_as_float64() -> None:
+    rng = np.random.default_rng(8)
+    trees = [random_tree(rng, n_features=3, k=1, max_depth=5) for _ in range(5)]
+    forest = compile_forest(trees, None)
+    rows = random_rows(rng, 20, 6)
+    expected = forest.sum_leaves(np.ascontiguousarray(rows[:, ::2]))
+    np.testing.assert_array_equal(forest.sum_leaves(rows[:, ::2]), expected)  # strided
+    narrow = rows[:, :3].astype(np.float32)
+    np.testing.assert_array_equal(forest.sum_leaves(narrow), forest.sum_leaves(narrow.astype(np.float64)))
+    assert forest.sum_leaves(np.zeros((0, 3))).shape == (0, 1)
+
+
+def _damaged(arrays: ForestArrays, **changes: np.ndarray) -> ForestArrays:
+    named = {name: np.array(a, copy=True) for name, a in arrays.named().items()}
+    named.update(changes)
+    return ForestArrays(**named)
+
+
+def _stump_with_category() -> ForestArrays:
+    tree = Tree(
+        feature=np.array([1, 0, -1, -1, -1], dtype=np.int32),
+        threshold=np.array([0.0, 0.5, 0.0, 0.0, 0.0]),
+        left=np.array([1, 2, -1, -1, -1], dtype=np.int32),
+        right=np.array([4, 3, -1, -1, -1], dtype=np.int32),
+        values=np.array([[0.0], [0.0], [1.0], [2.0], [3.0]]),
+        categorical={0: (frozenset({1.0}), True)},
+    )
+    return compile_forest([tree], None).arrays
+
+
+def _set(array: np.ndarray, at: tuple[int, ...], value: float) -> np.ndarray:
+    changed = np.array(array, copy=True)
+    changed[at] = value
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: {"nodes": _set(a.nodes, (1, 1), 1)}, "node 1: right child 1"),  # points back at itself
+        (lambda a: {"nodes": _set(a.nodes, (1, 1), 5)}, "node 1: right child 5"),  # past the last node
+        (lambda a: {"nodes": _set(a.nodes, (2, 1), 3)}, "node 2: leaf row 3"),  # 3 distinct leaf rows
+        (lambda a: {"nodes": _set(a.nodes, (1, 0), 2)}, "node 1: split 2"),  # 2 features
+        (lambda a: {"nodes": _set(a.nodes, (0, 0), -3)}, "node 0: split -3"),  # categorical split 1 of 1
+        (lambda a: {"roots": np.array([5])}, "tree 0: root 5"),
+        (lambda a: {"cat_meta": _set(a.cat_meta, (0, 3), 2)}, "categorical split 0"),  # 1 category stored
+        (lambda a: {"cat_meta": _set(a.cat_meta, (0, 0), 2)}, "categorical split 0"),
+        (lambda a: {"nodes": a.nodes.astype(np.int64)}, "nodes must be a 2-d array of int32"),
+        (lambda a: {"values": a.values.astype(np.float32)}, "values must be a 2-d array of float64"),
+    ],
+)
+def test_damaged_packed_forests_are_refused_before_scoring(change: Any, message: str) -> None:
+    arrays = _stump_with_category()
+    rows = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 2.0]])
+    np.testing.assert_array_equal(CompiledForest(arrays).sum_leaves(rows)[:, 0], [1.0, 2.0, 3.0])
+    with pytest.raises(TreeFormatError, match=message):
+        CompiledForest(_damaged(arrays, **change(arrays)))

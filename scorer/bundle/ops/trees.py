@@ -11,14 +11,7 @@ from scorer.bundle.errors import BundleError
 from scorer.bundle.op import NodeContext, Op
 from scorer.bundle.ops.classify import build_classifier, normalize_rows, optional_thresholds
 from scorer.bundle.ops.linear import build_regressor
-from scorer.trees import (
-    CompiledForest,
-    Tree,
-    TreeFormatError,
-    compile_forest,
-    decode_tree_json,
-    decode_tree_pb,
-)
+from scorer.trees import CompiledForest, Tree, TreeFormatError, compile_forest
 
 LeafTransform = Callable[[Tree], Tree]
 
@@ -29,6 +22,10 @@ def _tree_reader(
     """A callable decoding the tree file of each directory, checking leaf widths and feature indices."""
 
     def read() -> list[Tree]:
+        # imported here: the decoders start numba, which a load from the compiled cache never needs
+        from scorer.trees.json_decoder import decode_tree_json
+        from scorer.trees.pb_decoder import decode_tree_pb
+
         trees = []
         ext = "json" if ctx.format == "json" else "pb"
         for directory in directories:
