@@ -11,9 +11,10 @@ from scorer.trees._walk import LEAF_MARK, Forest
 from scorer.trees.errors import ForestInputError, TreeFormatError
 from scorer.trees.tree import Tree
 
-# Trees walked together per row: with each next node prefetched, 32 keep enough loads in flight to hide
-# memory latency on the seed forest (16 or 24: 1.1-1.2x slower per row; 48 and 64: no steady gain).
-LOCKSTEP_TREES = 32
+# Trees walked together per row, each next node prefetched (scorer/trees/_walk.c). On the seed forest,
+# against 64 lanes: 32 lanes 1.1-1.2x slower per row and per batch, 48 and 96 within 3%, all 250 about 6%
+# slower.
+LOCKSTEP_TREES = 64
 
 
 @dataclass(frozen=True)

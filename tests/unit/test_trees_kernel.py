@@ -203,7 +203,7 @@ def test_distinct_rows_are_exact_whichever_way_they_are_found(n_distinct: int) -
     np.testing.assert_array_equal(distinct[inverse].view(np.uint64), rows.view(np.uint64))
 
 
-@pytest.mark.parametrize("lanes", [1, 3, 64])
+@pytest.mark.parametrize("lanes", [1, 3, 64, 256])
 def test_any_number_of_lanes_gives_the_same_sums(lanes: int) -> None:
     rng = np.random.default_rng(6)
     trees = [random_tree(rng, n_features=4, k=2, max_depth=7) for _ in range(40)]
@@ -214,7 +214,7 @@ def test_any_number_of_lanes_gives_the_same_sums(lanes: int) -> None:
     )
 
 
-@pytest.mark.parametrize("lanes", [0, 65])
+@pytest.mark.parametrize("lanes", [0, 257])
 def test_lane_counts_outside_the_kernel_are_refused(lanes: int) -> None:
     packed = compile_forest([random_tree(np.random.default_rng(7), 2, 1, 3)], None).arrays
     with pytest.raises(TreeFormatError, match="lanes"):
