@@ -212,14 +212,14 @@ class VectorAssembler(Op):
         if self.scalar_names is not None:
             # the common case (named numeric features): one copy, no per-column checks; anything
             # unusual (a missing, string or tensor column) takes the checked path below for its error
-            n, width = frame.n_rows, len(self.scalar_names)
+            n, n_inputs = frame.n_rows, len(self.scalar_names)
             try:
                 columns = [frame.column(name) for name in self.scalar_names]
                 # one row: its values joined end to end, a third of the cost of stacking and transposing
                 stacked = np.concatenate(columns)[None, :] if n == 1 else np.array(columns).T
             except (FrameError, ValueError, TypeError):  # TypeError: numbers and fixed-width strings
                 stacked = None
-            if stacked is not None and stacked.shape == (n, width) and stacked.dtype == np.float64:
+            if stacked is not None and stacked.shape == (n, n_inputs) and stacked.dtype == np.float64:
                 vectors = np.ascontiguousarray(stacked)
                 return frame.with_columns(((field, vectors),), sparse={field.name: compressed_rows(vectors)})
         blocks = []
