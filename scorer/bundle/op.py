@@ -109,14 +109,14 @@ class Op:
     def doubles(self, frame: LeapFrame, name: str) -> np.ndarray:
         """Column `name` as float64 [n]; it must be a numeric scalar."""
         col = frame.column(name)
-        if col.ndim != 1 or col.dtype == np.object_:
+        if col.ndim != 1 or col.dtype.kind not in _NUMERIC:
             raise FrameError(f"{self.where(name)} must be a numeric scalar, got {_kind(frame, name)}")
         return col if col.dtype == np.float64 else col.astype(np.float64)
 
     def vectors(self, frame: LeapFrame, name: str, size: int | None) -> np.ndarray:
         """Column `name` as float64 [n, size]; it must be a numeric tensor of that size."""
         col = frame.column(name)
-        if col.ndim != 2 or col.dtype == np.object_:
+        if col.ndim != 2 or col.dtype.kind not in _NUMERIC:
             raise FrameError(f"{self.where(name)} must be a tensor of doubles, got {_kind(frame, name)}")
         if size is not None and col.shape[1] != size:
             raise FrameError(f"{self.where(name)} has {col.shape[1]} values per row, expected {size}")
@@ -128,6 +128,10 @@ class Op:
         if col.ndim != 1:
             raise FrameError(f"{self.where(name)} must be a scalar column, got a tensor")
         return col
+
+
+# numpy kinds that convert to float64 as numbers: booleans, signed and unsigned integers, floats
+_NUMERIC = frozenset("biuf")
 
 
 def _kind(frame: LeapFrame, name: str) -> str:

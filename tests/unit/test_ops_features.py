@@ -105,6 +105,50 @@ def test_vector_assembler_concatenates_scalars_and_vectors(tmp_path: Path) -> No
         assert out.field("out").dtype == DataType.tensor("double", (4,))
 
 
+def _scalar_assembler(tmp_path: Path) -> object:
+    attrs = {"input_shapes": ("shapes", [("scalar", None)] * 3)}
+    node = NodeSpec("va", "vector_assembler", attrs, [("input0", "a"), ("input1", "b"), ("input2", "c")],
+                    [("output", "out")])  # fmt: skip
+    return load(node, tmp_path)
+
+
+def _frame(**columns: np.ndarray) -> LeapFrame:
+    kinds = {"f": "double", "i": "long", "b": "boolean", "O": "string", "U": "string"}
+    fields = [
+        Field(n, DataType.scalar(kinds[a.dtype.kind]) if a.ndim == 1 else DataType.tensor("double", (1,)))
+        for n, a in columns.items()
+    ]
+    return LeapFrame(fields, list(columns.values()))
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_scalar_assembler_takes_numbers_of_any_type_as_doubles(tmp_path: Path, n: int) -> None:
+    bundle = _scalar_assembler(tmp_path)
+    frame = _frame(a=np.arange(n) + 0.5, b=np.arange(n) * 10, c=np.arange(n) % 2 == 0)
+    out = bundle.transform(frame).column("out")  # type: ignore[attr-defined]
+    assert out.dtype == np.float64
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, np.c_[np.arange(n) + 0.5, np.arange(n) * 10.0, np.arange(n) % 2 == 0])
+
+
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (lambda n: np.array(["x"] * n, dtype=object), "must be a numeric scalar"),
+        (lambda n: np.array(["x"] * n), "must be a numeric scalar"),  # fixed-width strings
+        (lambda n: np.ones((n, 1)), "must be a numeric scalar"),  # a tensor where a scalar belongs
+    ],
+)
+def test_scalar_assembler_names_a_column_it_cannot_use(
+    tmp_path: Path, n: int, bad: object, message: str
+) -> None:
+    bundle = _scalar_assembler(tmp_path)
+    frame = _frame(a=np.ones(n), b=bad(n), c=np.ones(n))  # type: ignore[operator]
+    with pytest.raises(FrameError, match=rf"column 'b'.*{message}"):
+        bundle.transform(frame)  # type: ignore[attr-defined]
+
+
 def test_string_map_uses_default_for_unknown_labels_when_keeping(tmp_path: Path) -> None:
     attrs = {
         "labels": ("string_list", ["a", "b"]),
