@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--single", type=int, default=5000, help="single-row calls to time")
     parser.add_argument("--sklearn-single", type=int, default=100, help="single-row scikit-learn calls")
-    parser.add_argument("--lanes", default="1,16,32", help="lockstep widths to compare")
+    parser.add_argument("--lanes", default="16,32,64", help="lockstep widths to compare")
     args = parser.parse_args(argv)
 
     from scorer.export.treewire import encode_tree_pb, tree_from_sklearn
