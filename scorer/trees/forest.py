@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scorer.trees._walk import LEAF_MARK, Forest
+from scorer.trees._walk import Forest
 from scorer.trees.errors import ForestInputError, TreeFormatError
 from scorer.trees.tree import Tree
 
@@ -95,7 +95,7 @@ def compile_forest(trees: Sequence[Tree], weights: np.ndarray | None) -> Compile
 
 def pack_forest(trees: Sequence[Tree], weights: np.ndarray | None) -> ForestArrays:
     """The packed arrays of a forest; raises `TreeFormatError` for trees that cannot be packed."""
-    from scorer.trees.packing import preorder_permutation  # numba: only compiling a forest needs it
+    from scorer.trees.packing import pack_tree, preorder_permutation, renumber_leaves  # numba: compiling only
 
     if len(trees) == 0:
         raise TreeFormatError("a forest needs at least one tree")
@@ -124,36 +124,25 @@ def pack_forest(trees: Sequence[Tree], weights: np.ndarray | None) -> ForestArra
         order, depth, complete = preorder_permutation(tree.left.astype(np.int64), tree.right.astype(np.int64))
         if not complete:
             raise TreeFormatError(f"tree {t}: children do not form a tree rooted at node 0")
-        position = np.empty(tree.n_nodes, dtype=np.int64)
-        position[order] = np.arange(tree.n_nodes) + offset
-        feature = tree.feature[order]
-        is_leaf = tree.left[order] < 0
-        block = nodes[offset : offset + tree.n_nodes]
-        block[:, 0] = np.where(is_leaf, LEAF_MARK, feature)
-        if np.any(~is_leaf & (feature < 0)):
+        position, leaves, max_feature, valid = pack_tree(
+            order, tree.feature, tree.threshold, tree.left, tree.right, nodes, floats, offset, n_leaves
+        )
+        if not valid:
             raise TreeFormatError(f"tree {t}: an internal node has a negative feature index")
-        internal = np.flatnonzero(~is_leaf)
-        block[internal, 1] = position[tree.right[order[internal]]]
-        leaves = np.flatnonzero(is_leaf)
-        block[leaves, 1] = np.arange(leaves.size) + n_leaves
-        floats[offset : offset + tree.n_nodes, 1] = np.where(is_leaf, 0.0, tree.threshold[order])
-        leaf_rows.append(weights[t] * tree.values[order[leaves]])
+        leaf_rows.append(weights[t] * tree.values[leaves])
         for node, (categories, is_left) in tree.categorical.items():
-            p = int(position[node]) - offset
             start = len(cat_values)
             cat_values.extend(sorted(categories))
             cat_meta.append((int(tree.feature[node]), int(is_left), start, len(cat_values)))
-            block[p, 0] = -2 - (len(cat_meta) - 1)
-        if internal.size:
-            n_features = max(n_features, int(feature[internal].max()) + 1)
+            nodes[position[node], 0] = -2 - (len(cat_meta) - 1)
+        n_features = max(n_features, int(max_feature) + 1)
         max_depth = max(max_depth, int(depth.max()))
         roots[t] = offset
         offset += tree.n_nodes
         n_leaves += leaves.size
     # identical leaf rows (pure class counts, repeated regression values) are stored once
     values, inverse = distinct_rows(np.concatenate(leaf_rows))
-    leaf_nodes = nodes[:, 0] == LEAF_MARK
-    nodes[leaf_nodes, 1] = inverse[nodes[leaf_nodes, 1]]
+    renumber_leaves(nodes, inverse)
     return ForestArrays(
         nodes=nodes,
         roots=roots,

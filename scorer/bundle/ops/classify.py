@@ -17,9 +17,9 @@ def normalize_rows(raw: np.ndarray) -> np.ndarray:
     """Each row divided by its sum, rows summing to 0 left alone (MLeap's normalizeToProbabilities)."""
     # ufuncs called directly: ndarray.sum and .all go through Python wrappers, a few µs on one row
     total = np.add.reduce(raw, axis=1, keepdims=True)
-    if np.count_nonzero(total) == total.shape[0]:  # the usual case, half the cost of the masked division
-        return raw / total
-    return np.divide(raw, total, out=raw.copy(), where=total != 0)
+    if np.count_nonzero(total) != total.shape[0]:
+        total[total == 0.0] = 1.0  # x / 1 is x exactly: those rows are left as they are
+    return raw / total
 
 
 def argmax_with_thresholds(prob: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
