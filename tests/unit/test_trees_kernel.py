@@ -145,6 +145,18 @@ def test_cyclic_children_are_rejected() -> None:
         compile_forest([tree], None)
 
 
+def test_internal_nodes_with_negative_features_are_rejected() -> None:
+    tree = Tree(
+        feature=np.array([-3, -1, -1], dtype=np.int32),
+        threshold=np.zeros(3),
+        left=np.array([1, -1, -1], dtype=np.int32),
+        right=np.array([2, -1, -1], dtype=np.int32),
+        values=np.zeros((3, 1)),
+    )
+    with pytest.raises(TreeFormatError, match="tree 1: an internal node has a negative feature index"):
+        compile_forest([random_tree(np.random.default_rng(9), 2, 1, 3), tree], None)
+
+
 def test_rows_with_too_few_features_are_rejected() -> None:
     rng = np.random.default_rng(3)
     forest = compile_forest([random_tree(rng, n_features=4, k=1, max_depth=4)], None)
