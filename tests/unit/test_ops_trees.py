@@ -167,3 +167,27 @@ def test_normalised_rows_divide_by_their_sum_and_leave_zero_rows_alone() -> None
     np.testing.assert_array_equal(normalize_rows(raw[:1]), expected[:1])  # no zero sum: the plain division
     np.testing.assert_array_equal(normalize_rows(raw[2:3]), expected[2:3])
     assert raw[0, 0] == 3.0  # the input is not changed
+
+
+def test_one_row_and_many_rows_normalise_and_pick_classes_alike() -> None:
+    from scorer.bundle.ops.classify import argmax_with_thresholds, normalize_rows
+
+    rng = np.random.default_rng(11)
+    raw = rng.choice([0.0, 1.0, 2.0, 0.5, -1.0, np.nan, np.inf], size=(400, 3))
+    raw[:20] = 0.0  # rows summing to zero
+    raw[20:40, 1] = raw[20:40, 0]  # ties
+    batch = normalize_rows(raw)
+    for i in range(raw.shape[0]):
+        one = normalize_rows(raw[i : i + 1])
+        np.testing.assert_array_equal(one, batch[i : i + 1])
+        np.testing.assert_array_equal(argmax_with_thresholds(one, None), np.argmax(one, axis=1).astype(float))
+    np.testing.assert_array_equal(argmax_with_thresholds(batch, None), np.argmax(batch, axis=1).astype(float))
+
+
+def test_sums_add_a_rows_values_left_to_right_as_mleap_does() -> None:
+    from scorer.bundle.ops.classify import normalize_rows
+
+    raw = np.array([[1e16, 1.0, 1.0]])  # left to right, each 1 is lost; summed in pairs, they are not
+    expected = raw / 1e16
+    np.testing.assert_array_equal(normalize_rows(raw), expected)
+    np.testing.assert_array_equal(normalize_rows(np.repeat(raw, 3, axis=0)), np.repeat(expected, 3, axis=0))

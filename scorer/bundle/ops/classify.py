@@ -14,21 +14,47 @@ Matrix = Callable[[np.ndarray], np.ndarray]  # a new array: never changes its ar
 
 
 def normalize_rows(raw: np.ndarray) -> np.ndarray:
-    """Each row divided by its sum, rows summing to 0 left alone (MLeap's normalizeToProbabilities)."""
-    # ufuncs called directly: ndarray.sum and .all go through Python wrappers, a few µs on one row
-    total = np.add.reduce(raw, axis=1, keepdims=True)
+    """Each row divided by its sum, rows summing to 0 left alone (MLeap's normalizeToProbabilities).
+
+    Sums add a row's values left to right, as MLeap does (numpy's own sum pairs them differently)."""
+    if raw.shape[0] == 1:
+        # one row in Python floats: right after the forest kernel has flushed the caches, each numpy
+        # call costs several µs, more than the arithmetic
+        row = raw[0].tolist()
+        total = 0.0
+        for value in row:
+            total += value
+        return np.array([[value / total for value in row]]) if total != 0.0 else raw.copy()
+    total = raw[:, :1].copy()
+    for c in range(1, raw.shape[1]):
+        total += raw[:, c : c + 1]
     if np.count_nonzero(total) != total.shape[0]:
         total[total == 0.0] = 1.0  # x / 1 is x exactly: those rows are left as they are
-    return raw / total
+    with np.errstate(invalid="ignore"):  # inf / inf is NaN, as in MLeap
+        return raw / total
 
 
 def argmax_with_thresholds(prob: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
-    """Index of the largest probability, each scaled by 1/threshold when thresholds are set."""
+    """Index of the largest probability, each scaled by 1/threshold when thresholds are set.
+
+    As numpy's argmax: the first of equal values, and a NaN counts as the largest."""
     if thresholds is None:
+        if prob.shape[0] == 1:  # one row in Python floats, as in normalize_rows
+            return np.array([float(_first_max(prob[0].tolist()))])
         return prob.argmax(axis=1).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         scaled = np.where(thresholds == 0.0, np.inf, prob / np.where(thresholds == 0.0, 1.0, thresholds))
     return scaled.argmax(axis=1).astype(np.float64)
+
+
+def _first_max(row: list[float]) -> int:
+    best = 0
+    for i, value in enumerate(row):
+        if value != value:  # NaN
+            return i
+        if value > row[best]:
+            best = i
+    return best
 
 
 class Classifier(Op):
@@ -65,7 +91,7 @@ class Classifier(Op):
         elif self.predict_from_raw is not None:
             pred = self.predict_from_raw(raw)
         else:
-            pred = raw.argmax(axis=1).astype(np.float64)
+            pred = argmax_with_thresholds(raw, None)
         out.append((self.output_fields[-1], pred))
         return frame.with_columns(out)
 
