@@ -25,13 +25,13 @@ def normalize_rows(raw: np.ndarray) -> np.ndarray:
         for value in row:
             total += value
         return np.array([[value / total for value in row]]) if total != 0.0 else raw.copy()
-    total = raw[:, :1].copy()
+    totals = raw[:, :1].copy()
     for c in range(1, raw.shape[1]):
-        total += raw[:, c : c + 1]
-    if np.count_nonzero(total) != total.shape[0]:
-        total[total == 0.0] = 1.0  # x / 1 is x exactly: those rows are left as they are
+        totals += raw[:, c : c + 1]
+    if np.count_nonzero(totals) != totals.shape[0]:
+        totals[totals == 0.0] = 1.0  # x / 1 is x exactly: those rows are left as they are
     with np.errstate(invalid="ignore"):  # inf / inf is NaN, as in MLeap
-        return raw / total
+        return raw / totals
 
 
 def argmax_with_thresholds(prob: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
