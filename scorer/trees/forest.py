@@ -77,14 +77,19 @@ class CompiledForest:
         """Weighted sum of each row's leaf values over all trees: float64 [n, f] -> float64 [n, k].
 
         Runs without the GIL, so threads score in parallel."""
+        try:
+            # the usual input (float64, C-ordered, wide enough) goes straight in: the kernel checks it
+            out = np.empty((len(rows), self.n_outputs), dtype=np.float64)
+            self._kernel.sum_leaves(rows, out)
+            return out
+        except (TypeError, ValueError):
+            pass
         if rows.ndim != 2 or rows.shape[1] < self.n_features:
             raise ForestInputError(
                 f"rows must be a 2-d array with at least {self.n_features} features, got shape {rows.shape}"
             )
-        if rows.dtype != np.float64 or not rows.flags.c_contiguous:
-            rows = np.ascontiguousarray(rows, dtype=np.float64)
         out = np.empty((rows.shape[0], self.n_outputs), dtype=np.float64)
-        self._kernel.sum_leaves(rows, out)
+        self._kernel.sum_leaves(np.ascontiguousarray(rows, dtype=np.float64), out)
         return out
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from scorer.bundle import FrameError
+from scorer.bundle import Bundle, FrameError
 from scorer.frame import DataType, Field, LeapFrame
 from tests.unit.bundle_files import NodeSpec, doubles_frame, load, pipeline
 
@@ -105,7 +106,7 @@ def test_vector_assembler_concatenates_scalars_and_vectors(tmp_path: Path) -> No
         assert out.field("out").dtype == DataType.tensor("double", (4,))
 
 
-def _scalar_assembler(tmp_path: Path) -> object:
+def _scalar_assembler(tmp_path: Path) -> Bundle:
     attrs = {"input_shapes": ("shapes", [("scalar", None)] * 3)}
     node = NodeSpec("va", "vector_assembler", attrs, [("input0", "a"), ("input1", "b"), ("input2", "c")],
                     [("output", "out")])  # fmt: skip
@@ -125,7 +126,7 @@ def _frame(**columns: np.ndarray) -> LeapFrame:
 def test_scalar_assembler_takes_numbers_of_any_type_as_doubles(tmp_path: Path, n: int) -> None:
     bundle = _scalar_assembler(tmp_path)
     frame = _frame(a=np.arange(n) + 0.5, b=np.arange(n) * 10, c=np.arange(n) % 2 == 0)
-    out = bundle.transform(frame).column("out")  # type: ignore[attr-defined]
+    out = bundle.transform(frame).column("out")
     assert out.dtype == np.float64
     assert out.flags.c_contiguous
     np.testing.assert_array_equal(out, np.c_[np.arange(n) + 0.5, np.arange(n) * 10.0, np.arange(n) % 2 == 0])
@@ -141,12 +142,12 @@ def test_scalar_assembler_takes_numbers_of_any_type_as_doubles(tmp_path: Path, n
     ],
 )
 def test_scalar_assembler_names_a_column_it_cannot_use(
-    tmp_path: Path, n: int, bad: object, message: str
+    tmp_path: Path, n: int, bad: Callable[[int], np.ndarray], message: str
 ) -> None:
     bundle = _scalar_assembler(tmp_path)
-    frame = _frame(a=np.ones(n), b=bad(n), c=np.ones(n))  # type: ignore[operator]
+    frame = _frame(a=np.ones(n), b=bad(n), c=np.ones(n))
     with pytest.raises(FrameError, match=rf"column 'b'.*{message}"):
-        bundle.transform(frame)  # type: ignore[attr-defined]
+        bundle.transform(frame)
 
 
 def test_string_map_uses_default_for_unknown_labels_when_keeping(tmp_path: Path) -> None:

@@ -164,6 +164,8 @@ def test_rows_with_too_few_features_are_rejected() -> None:
         forest.sum_leaves(np.zeros((2, forest.n_features - 1)))
     with pytest.raises(ForestInputError):
         forest.sum_leaves(np.zeros(forest.n_features))
+    with pytest.raises(ForestInputError):
+        forest.sum_leaves(np.float64(1.0))
 
 
 def test_mismatched_weights_are_rejected() -> None:
