@@ -256,6 +256,10 @@ static PyObject *Forest_sum_leaves(Forest *self, PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_TypeError, "sum_leaves(rows, out) takes 2 arguments");
         return NULL;
     }
+    if (!self->nodes.obj) {
+        PyErr_SetString(PyExc_RuntimeError, "the Forest was not initialised");
+        return NULL;
+    }
     if (get_array(args[0], &rows, "rows", 'd', 8, 2, 0) < 0) return NULL;
     if (get_array(args[1], &out, "out", 'd', 8, 2, 1) < 0) {
         PyBuffer_Release(&rows);

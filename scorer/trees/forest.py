@@ -55,6 +55,8 @@ class CompiledForest:
         self.n_trees = int(arrays.roots.shape[0])
         self.n_nodes = int(arrays.nodes.shape[0])
         self.n_outputs = int(arrays.values.shape[1])
+        for array in arrays.named().values():
+            array.flags.writeable = False  # checked once below: the kernel relies on them not changing
         try:
             self._kernel = Forest(
                 arrays.nodes,

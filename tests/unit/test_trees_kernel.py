@@ -292,3 +292,16 @@ def test_damaged_packed_forests_are_refused_before_scoring(change: Any, message:
     np.testing.assert_array_equal(CompiledForest(arrays).sum_leaves(rows)[:, 0], [1.0, 2.0, 3.0])
     with pytest.raises(TreeFormatError, match=message):
         CompiledForest(_damaged(arrays, **change(arrays)))
+
+
+def test_a_compiled_forest_cannot_be_changed_under_the_kernel() -> None:
+    forest = compile_forest([random_tree(np.random.default_rng(10), 2, 1, 3)], None)
+    with pytest.raises(ValueError, match="read-only"):
+        forest.arrays.nodes[0, 1] = 10**9
+
+
+def test_an_uninitialised_kernel_refuses_to_score() -> None:
+    from scorer.trees._walk import Forest
+
+    with pytest.raises(RuntimeError, match="not initialised"):
+        Forest.__new__(Forest).sum_leaves(np.zeros((1, 1)), np.zeros((1, 1)))
