@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16rtscore/v1/frame.proto\x12\nrtscore.v1\"\x98\x01\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.rtscore.v1.ColumnType\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x13\n\x07\x64oubles\x18\x04 \x03(\x01\x42\x02\x10\x01\x12\x12\n\x06int64s\x18\x05 \x03(\x03\x42\x02\x10\x01\x12\x0f\n\x07strings\x18\x06 \x03(\t\x12\x11\n\x05\x62ools\x18\x07 \x03(\x08\x42\x02\x10\x01\":\n\x05\x46rame\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12#\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x12.rtscore.v1.Column\"`\n\tFieldSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.rtscore.v1.ColumnType\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x10\n\x08nullable\x18\x04 \x01(\x08*\xa5\x01\n\nColumnType\x12\x1b\n\x17\x43OLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43OLUMN_TYPE_DOUBLE\x10\x01\x12\x15\n\x11\x43OLUMN_TYPE_INT64\x10\x02\x12\x16\n\x12\x43OLUMN_TYPE_STRING\x10\x03\x12\x14\n\x10\x43OLUMN_TYPE_BOOL\x10\x04\x12\x1d\n\x19\x43OLUMN_TYPE_DOUBLE_TENSOR\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16rtscore/v1/frame.proto\x12\nrtscore.v1\"\x98\x01\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.rtscore.v1.ColumnType\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x13\n\x07\x64oubles\x18\x04 \x03(\x01\x42\x02\x10\x01\x12\x12\n\x06int64s\x18\x05 \x03(\x03\x42\x02\x10\x01\x12\x0f\n\x07strings\x18\x06 \x03(\t\x12\x11\n\x05\x62ools\x18\x07 \x03(\x08\x42\x02\x10\x01\"-\n\x0c\x44\x65nseDoubles\x12\r\n\x05names\x18\x01 \x03(\t\x12\x0e\n\x06values\x18\x02 \x01(\x0c\"c\n\x05\x46rame\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12#\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x12.rtscore.v1.Column\x12\'\n\x05\x64\x65nse\x18\x03 \x01(\x0b\x32\x18.rtscore.v1.DenseDoubles\"`\n\tFieldSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.rtscore.v1.ColumnType\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x10\n\x08nullable\x18\x04 \x01(\x08*\xa5\x01\n\nColumnType\x12\x1b\n\x17\x43OLUMN_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43OLUMN_TYPE_DOUBLE\x10\x01\x12\x15\n\x11\x43OLUMN_TYPE_INT64\x10\x02\x12\x16\n\x12\x43OLUMN_TYPE_STRING\x10\x03\x12\x14\n\x10\x43OLUMN_TYPE_BOOL\x10\x04\x12\x1d\n\x19\x43OLUMN_TYPE_DOUBLE_TENSOR\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,12 +37,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COLUMN'].fields_by_name['int64s']._serialized_options = b'\020\001'
   _globals['_COLUMN'].fields_by_name['bools']._loaded_options = None
   _globals['_COLUMN'].fields_by_name['bools']._serialized_options = b'\020\001'
-  _globals['_COLUMNTYPE']._serialized_start=352
-  _globals['_COLUMNTYPE']._serialized_end=517
+  _globals['_COLUMNTYPE']._serialized_start=440
+  _globals['_COLUMNTYPE']._serialized_end=605
   _globals['_COLUMN']._serialized_start=39
   _globals['_COLUMN']._serialized_end=191
-  _globals['_FRAME']._serialized_start=193
-  _globals['_FRAME']._serialized_end=251
-  _globals['_FIELDSPEC']._serialized_start=253
-  _globals['_FIELDSPEC']._serialized_end=349
+  _globals['_DENSEDOUBLES']._serialized_start=193
+  _globals['_DENSEDOUBLES']._serialized_end=238
+  _globals['_FRAME']._serialized_start=240
+  _globals['_FRAME']._serialized_end=339
+  _globals['_FIELDSPEC']._serialized_start=341
+  _globals['_FIELDSPEC']._serialized_end=437
 # @@protoc_insertion_point(module_scope)

@@ -40,13 +40,23 @@ class Column(_message.Message):
     bools: _containers.RepeatedScalarFieldContainer[bool]
     def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ColumnType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., doubles: _Optional[_Iterable[float]] = ..., int64s: _Optional[_Iterable[int]] = ..., strings: _Optional[_Iterable[str]] = ..., bools: _Optional[_Iterable[bool]] = ...) -> None: ...
 
+class DenseDoubles(_message.Message):
+    __slots__ = ("names", "values")
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    values: bytes
+    def __init__(self, names: _Optional[_Iterable[str]] = ..., values: _Optional[bytes] = ...) -> None: ...
+
 class Frame(_message.Message):
-    __slots__ = ("rows", "columns")
+    __slots__ = ("rows", "columns", "dense")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    DENSE_FIELD_NUMBER: _ClassVar[int]
     rows: int
     columns: _containers.RepeatedCompositeFieldContainer[Column]
-    def __init__(self, rows: _Optional[int] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ...) -> None: ...
+    dense: DenseDoubles
+    def __init__(self, rows: _Optional[int] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., dense: _Optional[_Union[DenseDoubles, _Mapping]] = ...) -> None: ...
 
 class FieldSpec(_message.Message):
     __slots__ = ("name", "type", "shape", "nullable")
