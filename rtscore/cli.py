@@ -13,7 +13,7 @@ from rtscore.errors import RtscoreError
 # (group, module with `register(subparsers)`, one-line help). Modules are imported when the
 # parser is built; they keep heavy imports inside their handlers so `rtscore --help` stays fast.
 GROUPS: list[tuple[str, str | None, str]] = [
-    ("services", "rtscore.localservices.cli", "local Postgres and Kafka for development and tests"),
+    ("services", "rtscore.localservices.cli", "local Postgres, Kafka and Redis for development and tests"),
     ("bundle", "scorer.bundle_cli", "inspect, score and export MLeap bundles in-process"),
     ("reference", "scorer.reference.cli", "MLeap's JVM runtime: the reference for correctness and speed"),
     ("scorer", "scorer.cli", "the scorer service: MLeap bundles over gRPC"),

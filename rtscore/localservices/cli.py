@@ -1,4 +1,4 @@
-"""`rtscore services up | down | status | env | fetch`: the local Postgres and Kafka."""
+"""`rtscore services up | down | status | env | fetch`: the local Postgres, Kafka and Redis."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     """Add the `services` group to the rtscore CLI."""
     group = subparsers.add_parser(name, help=help_text, description=help_text)
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
-    up = actions.add_parser("up", help="start Postgres and Kafka unless running; wait until they answer")
+    up = actions.add_parser(
+        "up", help="start Postgres, Kafka and Redis unless running; wait until they answer"
+    )
     up.set_defaults(func=_up)
     down = actions.add_parser("down", help="stop the services started by `up`; leaves no process behind")
     down.set_defaults(func=_down)

@@ -23,6 +23,11 @@ def kafka_answers(bootstrap: str, timeout_s: float) -> str | None:
     return _poll(lambda remaining: _list_brokers(bootstrap, remaining), timeout_s)
 
 
+def redis_answers(url: str, timeout_s: float) -> str | None:
+    """Poll PING on the Redis at `url` until it answers (None) or `timeout_s` passes (the last error)."""
+    return _poll(lambda remaining: _ping_redis(url, remaining), timeout_s)
+
+
 def _poll(attempt: Callable[[float], None], timeout_s: float) -> str | None:
     deadline = time.monotonic() + timeout_s
     last = "no attempt made"
@@ -65,3 +70,14 @@ def _list_brokers(bootstrap: str, timeout_s: float) -> None:
     metadata = admin.list_topics(timeout=timeout_s)
     if not metadata.brokers:
         raise RuntimeError("metadata lists no brokers")
+
+
+def _ping_redis(url: str, timeout_s: float) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        if client.ping() is not True:
+            raise RuntimeError("PING did not answer PONG")
+    finally:
+        client.close()

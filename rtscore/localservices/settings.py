@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class LocalServicesSettings(BaseSettings):
-    """How `rtscore services` finds, starts and checks Postgres and Kafka."""
+    """How `rtscore services` finds, starts and checks Postgres, Kafka and Redis."""
 
     model_config = SettingsConfigDict(env_prefix="RTSCORE_", extra="ignore")
 
@@ -18,6 +18,12 @@ class LocalServicesSettings(BaseSettings):
 
     kafka_bootstrap: str | None = None
     """An existing Kafka bootstrap address to use instead of starting a broker (checked to answer)."""
+
+    redis_url: str | None = None
+    """An existing Redis (`redis://host:port/db`) to use instead of starting one (checked to answer)."""
+
+    redis_maxmemory: str = "256mb"
+    """Memory cap of the local Redis; keys with the nearest expiry go first when it is reached."""
 
     services_root: Path | None = None
     """Folder whose `.rtscore/` holds the services' data and state; default: the repository."""
@@ -38,4 +44,4 @@ class LocalServicesSettings(BaseSettings):
     """How long a service may take to exit after SIGTERM before it is killed."""
 
     fetch_timeout_s: float = Field(default=900.0, gt=0)
-    """How long fetching Kafka's jars from Maven may take."""
+    """How long fetching Kafka's jars from Maven (or installing redis-server with apt) may take."""

@@ -1,4 +1,4 @@
-"""`LocalServices`: bring the local Postgres and Kafka up, report them, and take them down."""
+"""`LocalServices`: bring the local Postgres, Kafka and Redis up, report them, and take them down."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 from rtscore.localservices.errors import ServiceFailed, ServicesNotRunning
 from rtscore.localservices.kafka import KafkaBroker, fetch_jars, kafka_version
 from rtscore.localservices.postgres import PostgresCluster
-from rtscore.localservices.probes import kafka_answers, postgres_answers
+from rtscore.localservices.probes import kafka_answers, postgres_answers, redis_answers
 from rtscore.localservices.processes import free_port, is_alive, port_is_free, service_account
+from rtscore.localservices.redis import RedisServer
 from rtscore.localservices.settings import LocalServicesSettings
 from rtscore.localservices.state import ServiceRecord, StateFile
 
@@ -22,6 +23,7 @@ Starter = Callable[[ServiceRecord | None], ServiceRecord]
 _EXTERNAL: dict[str, tuple[str, Probe]] = {
     "postgres": ("RTSCORE_DATABASE_URL", postgres_answers),
     "kafka": ("RTSCORE_KAFKA_BOOTSTRAP", kafka_answers),
+    "redis": ("RTSCORE_REDIS_URL", redis_answers),
 }
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # A service that was up a moment ago answers at once; this bounds the re-check on a repeated `up`.
@@ -34,6 +36,7 @@ class ServiceEndpoints:
 
     database_url: str
     kafka_bootstrap: str
+    redis_url: str | None = None
 
     def env_lines(self, export: bool = False) -> list[str]:
         """Shell assignments for `eval "$(rtscore services env)"` (`export` prefixed if asked)."""
@@ -41,7 +44,7 @@ class ServiceEndpoints:
         return [
             f"{prefix}RTSCORE_DATABASE_URL={shlex.quote(self.database_url)}",
             f"{prefix}RTSCORE_KAFKA_BOOTSTRAP={shlex.quote(self.kafka_bootstrap)}",
-        ]
+        ] + ([f"{prefix}RTSCORE_REDIS_URL={shlex.quote(self.redis_url)}"] if self.redis_url else [])
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class ServiceStatus:
 
 
 class LocalServices:
-    """The Postgres and Kafka whose state lives under `<root>/.rtscore` (root: the repository)."""
+    """The Postgres, Kafka and Redis whose state lives under `<root>/.rtscore` (root: the repository)."""
 
     def __init__(
         self,
@@ -81,6 +84,7 @@ class LocalServices:
         self.kafka_pom = kafka_pom if kafka_pom is not None else PROJECT_ROOT / "jvm" / "kafka" / "pom.xml"
         self._state = StateFile(self.state_dir)
         self._broker = KafkaBroker(self.state_dir / "kafka", self.kafka_libs, self.settings)
+        self._redis = RedisServer(self.state_dir / "redis", self.settings)
 
     def fetch(self) -> bool:
         """Download Kafka's jars unless present (or unless an external Kafka is configured)."""
@@ -89,19 +93,24 @@ class LocalServices:
         return fetch_jars(self.kafka_libs, self.kafka_pom, self.settings.fetch_timeout_s)
 
     def up(self) -> ServiceEndpoints:
-        """Start whatever is not running yet, check both answer, record what was started, return where."""
+        """Start whatever is not running yet, check each answers, record what was started, return where."""
         given = self.settings
         with self._state.locked():
             records = self._state.load()
             database_url = self._bring_up(records, "postgres", given.database_url, self._up_postgres)
             bootstrap = self._bring_up(records, "kafka", given.kafka_bootstrap, self._up_kafka)
-        return ServiceEndpoints(database_url, bootstrap)
+            redis_url = self._bring_up(records, "redis", given.redis_url, self._up_redis)
+        return ServiceEndpoints(database_url, bootstrap, redis_url)
 
     def down(self) -> None:
         """Stop the services `up` started under this root (never external ones) and forget them."""
         with self._state.locked():
-            kafka = self._state.load().get("kafka")
+            records = self._state.load()
+            kafka, redis = records.get("kafka"), records.get("redis")
             self._broker.stop(kafka.pid if kafka is not None else self._broker.find_pid())
+            self._redis.stop(
+                redis.pid if redis is not None and self._redis.owns(redis.pid) else self._redis.find_pid()
+            )
             self._cluster().stop()
             self._state.save({})
 
@@ -115,12 +124,17 @@ class LocalServices:
             )
         records = self._state.load()
         database_url = self.settings.database_url or records["postgres"].address
-        return ServiceEndpoints(database_url, self.settings.kafka_bootstrap or records["kafka"].address)
+        bootstrap = self.settings.kafka_bootstrap or records["kafka"].address
+        return ServiceEndpoints(database_url, bootstrap, self.settings.redis_url or records["redis"].address)
 
     def status(self) -> list[ServiceStatus]:
         """What runs where, checked now (external services by a short request)."""
         records = self._state.load()
-        return [self._postgres_status(records.get("postgres")), self._kafka_status(records.get("kafka"))]
+        return [
+            self._postgres_status(records.get("postgres")),
+            self._kafka_status(records.get("kafka")),
+            self._redis_status(records.get("redis")),
+        ]
 
     def versions(self) -> dict[str, str | None]:
         """The versions in use: `postgres` (of pg_ctl) and `kafka` (of the fetched jars)."""
@@ -166,6 +180,15 @@ class LocalServices:
         run = self._broker.start(port, controller)
         return ServiceRecord(address=run.bootstrap, pid=run.pid, port=run.port, controller_port=controller)
 
+    def _up_redis(self, previous: ServiceRecord | None) -> ServiceRecord:
+        if previous is not None and self._redis.owns(previous.pid):
+            problem = redis_answers(previous.address, _RECHECK_S)
+            _require(problem, f"the running local Redis ({previous.address})")
+            return previous
+        self._redis.stop(self._redis.find_pid())
+        run = self._redis.start(_reuse_or_new(previous.port if previous else None))
+        return ServiceRecord(address=run.url, pid=run.pid, port=run.port)
+
     def _postgres_status(self, record: ServiceRecord | None) -> ServiceStatus:
         url = self.settings.database_url
         if url:
@@ -185,6 +208,16 @@ class LocalServices:
         address = record.address if record is not None and pid is not None else None
         where = f"data in {self._broker.data}, log {self._broker.log}"
         return ServiceStatus("kafka", pid is not None and is_alive(pid), True, address, pid, where)
+
+    def _redis_status(self, record: ServiceRecord | None) -> ServiceStatus:
+        url = self.settings.redis_url
+        if url:
+            running = redis_answers(url, 2.0) is None
+            return ServiceStatus("redis", running, False, _redact(url), None, "RTSCORE_REDIS_URL")
+        pid = record.pid if record is not None and self._redis.owns(record.pid) else self._redis.find_pid()
+        address = record.address if record is not None and pid is not None else None
+        where = f"log {self._redis.log}"
+        return ServiceStatus("redis", pid is not None and is_alive(pid), True, address, pid, where)
 
 
 def _require(problem: str | None, what: str) -> None:
