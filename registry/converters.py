@@ -99,3 +99,31 @@ def parse_json_field(text: str, what: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise InvalidArgument(f"{what} is not valid JSON: {err}") from err
+
+
+def hosted_versions(messages: Any) -> list[dict[str, Any]]:
+    """HostedVersion messages as the dicts the membership table keeps."""
+    return [
+        {"name": m.name, "version": m.version, "sha256": m.sha256, "roles": list(m.roles),
+         "health": m.health, "reason": m.reason}
+        for m in messages
+    ]  # fmt: skip
+
+
+def membership_pb(environment: str, pool: str, members: list[dict[str, Any]]) -> pb.Membership:
+    """Live member rows as a Membership message (endpoints, and each member's detail)."""
+    return pb.Membership(
+        environment=environment,
+        pool=pool,
+        endpoints=[m["endpoint"] for m in members],
+        members=[
+            pb.Member(
+                endpoint=m["endpoint"],
+                health=m["health"],
+                hosted=[pb.HostedVersion(**h) for h in m["hosted"]],
+                refused=[pb.HostedVersion(**h) for h in m["refused"]],
+                expires_at=_time(m["expires_at"]),
+            )
+            for m in members
+        ],
+    )

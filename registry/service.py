@@ -23,7 +23,7 @@ from registry.evaluations import EvaluationReport, Evaluations
 from registry.history import read_history
 from registry.lifecycle import Lifecycle
 from registry.metrics import observe
-from registry.watch import Watches
+from registry.watch import Heartbeat, Watches
 from rtscore.errors import InvalidArgument, RtscoreError
 
 log = logging.getLogger(__name__)
@@ -239,14 +239,24 @@ class RegistryServicer(pb_grpc.RegistryServicer):
 
     @rpc
     async def Heartbeat(self, request: Any, context: Any, caller: Caller) -> pb.HeartbeatResponse:  # noqa: N802
-        """A scorer's heartbeat."""
+        """A scorer's heartbeat: membership, what it hosts, what it refused; or its leaving."""
         r = request
-        expires = await self.core.watches.heartbeat(r.environment, r.pool, r.endpoint, r.ttl_seconds)
+        beat = Heartbeat(
+            environment=r.environment,
+            pool=r.pool,
+            endpoint=r.endpoint,
+            ttl_seconds=r.ttl_seconds,
+            health=r.health,
+            hosted=cv.hosted_versions(r.hosted),
+            refused=cv.hosted_versions(r.refused),
+            leave=r.leave,
+        )
+        expires = await self.core.watches.heartbeat(caller.name, beat)
         return pb.HeartbeatResponse(expires_at=expires.isoformat())
 
     @rpc
     async def WatchMembers(self, request: Any, context: Any, caller: Caller) -> Any:  # noqa: N802
-        """Live endpoints of a pool, pushed on change."""
+        """Live members of a pool, pushed on change."""
         pool = request.pool or "default"
-        async for endpoints in self.core.watches.watch_members(request.environment, pool):
-            yield pb.Membership(environment=request.environment, pool=pool, endpoints=endpoints)
+        async for members in self.core.watches.watch_members(request.environment, pool):
+            yield cv.membership_pb(request.environment, pool, members)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,20 @@ log = logging.getLogger(__name__)
 DEPLOYMENTS = "rtscore_deployments"
 MEMBERS = "rtscore_members"
 MAX_TTL_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What one heartbeat says: who the member is, for how long, and what it hosts or refused."""
+
+    environment: str
+    pool: str
+    endpoint: str
+    ttl_seconds: float
+    health: str = ""
+    hosted: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    leave: bool = False
 
 
 class Subscription:
@@ -167,47 +182,89 @@ class Watches:
                     yield state
                 await sub.wait(self.poll_seconds)
 
-    async def heartbeat(self, environment: str, pool: str, endpoint: str, ttl_seconds: float) -> datetime:
-        """Keep endpoint a member of environment/pool for ttl_seconds more; returns the expiry."""
-        if not endpoint or ":" not in endpoint:
-            raise InvalidArgument(f"endpoint must be host:port, got {endpoint!r}")
-        if not (math.isfinite(ttl_seconds) and 0 < ttl_seconds <= MAX_TTL_SECONDS):
-            raise InvalidArgument(f"ttl_seconds must be within (0, {MAX_TTL_SECONDS:.0f}], got {ttl_seconds}")
+    async def heartbeat(self, caller: str, beat: Heartbeat) -> datetime:
+        """Keep beat.endpoint a member for beat.ttl_seconds more (or remove it when leaving); returns the
+        expiry. A refusal the member had not reported before is written to the audit log."""
+        if not beat.endpoint or ":" not in beat.endpoint:
+            raise InvalidArgument(f"endpoint must be host:port, got {beat.endpoint!r}")
+        ttl = beat.ttl_seconds
+        if not (math.isfinite(ttl) and 0 < ttl <= MAX_TTL_SECONDS):
+            raise InvalidArgument(f"ttl_seconds must be within (0, {MAX_TTL_SECONDS:.0f}], got {ttl}")
+        pool = beat.pool or "default"
+        key = (beat.environment, pool, beat.endpoint)
         with db_errors():
-            expires: datetime = await self.pool.fetchval(
-                """INSERT INTO members (environment, pool, endpoint, expires_at)
-                   VALUES ($1, $2, $3, now() + make_interval(secs => $4))
-                   ON CONFLICT (environment, pool, endpoint) DO UPDATE SET expires_at = EXCLUDED.expires_at
-                   RETURNING expires_at""",
-                environment,
-                pool or "default",
-                endpoint,
-                ttl_seconds,
-            )
+            async with self.pool.acquire() as conn, conn.transaction():
+                if beat.leave:
+                    await conn.execute(
+                        "DELETE FROM members WHERE environment = $1 AND pool = $2 AND endpoint = $3", *key
+                    )
+                    left: datetime = await conn.fetchval("SELECT now()")
+                    return left
+                before = await conn.fetchval(
+                    "SELECT refused FROM members WHERE environment = $1 AND pool = $2 AND endpoint = $3"
+                    " AND expires_at > now() FOR UPDATE",
+                    *key,
+                )
+                expires: datetime = await conn.fetchval(
+                    """INSERT INTO members (environment, pool, endpoint, expires_at, health, hosted, refused)
+                       VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5, $6, $7)
+                       ON CONFLICT (environment, pool, endpoint) DO UPDATE SET
+                         expires_at = EXCLUDED.expires_at, health = EXCLUDED.health,
+                         hosted = EXCLUDED.hosted, refused = EXCLUDED.refused
+                       RETURNING expires_at""",
+                    *key,
+                    ttl,
+                    beat.health,
+                    beat.hosted,
+                    beat.refused,
+                )
+                for refusal in _new_refusals(before or [], beat.refused):
+                    await conn.execute(
+                        """INSERT INTO events
+                             (actor, action, model, version, environment, pool, reason, after)
+                           VALUES ($1, 'scorer.refused', $2, $3, $4, $5, $6, $7)""",
+                        caller,
+                        refusal.get("name", ""),
+                        refusal.get("version") or None,
+                        beat.environment,
+                        pool,
+                        f"{beat.endpoint}: {refusal.get('reason', '')}",
+                        {"endpoint": beat.endpoint, **refusal},
+                    )
         return expires
 
-    async def members(self, environment: str, pool: str) -> tuple[list[str], float | None]:
-        """Live endpoints, and seconds until the next one expires (None if none)."""
+    async def members(self, environment: str, pool: str) -> tuple[list[dict[str, Any]], float | None]:
+        """Live members (endpoint, health, hosted, refused, expires_at), and seconds until the next one
+        expires (None if none)."""
         with db_errors():
             rows = await self.pool.fetch(
-                """SELECT endpoint, extract(epoch FROM expires_at - now())::float8 AS left
+                """SELECT endpoint, health, hosted, refused, expires_at,
+                          extract(epoch FROM expires_at - now())::float8 AS left
                    FROM members WHERE environment = $1 AND pool = $2 AND expires_at > now()
                    ORDER BY endpoint""",
                 environment,
                 pool or "default",
             )
         soonest = min((r["left"] for r in rows), default=None)
-        return [r["endpoint"] for r in rows], soonest
+        return [
+            {k: r[k] for k in ("endpoint", "health", "hosted", "refused", "expires_at")} for r in rows
+        ], soonest
 
-    async def watch_members(self, environment: str, pool: str) -> AsyncIterator[list[str]]:
-        """The live endpoints now, then again whenever one joins, leaves or expires."""
+    async def watch_members(self, environment: str, pool: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """The live members now, then again whenever one joins, leaves, expires or changes what it hosts."""
         pool = pool or "default"
         with self.feed.subscribe(MEMBERS, environment, pool) as sub:
-            last: list[str] | None = None
+            last: list[dict[str, Any]] | None = None
             while True:
-                endpoints, soonest = await self.members(environment, pool)
-                if endpoints != last:
-                    last = endpoints
-                    yield endpoints
+                members, soonest = await self.members(environment, pool)
+                shown = [{k: v for k, v in m.items() if k != "expires_at"} for m in members]
+                if shown != last:
+                    last = shown
+                    yield members
                 timeout = self.poll_seconds if soonest is None else min(self.poll_seconds, soonest + 0.01)
                 await sub.wait(timeout)
+
+
+def _new_refusals(before: list[dict[str, Any]], now: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen = {(r.get("name"), r.get("version"), r.get("reason")) for r in before}
+    return [r for r in now if (r.get("name"), r.get("version"), r.get("reason")) not in seen]

@@ -353,17 +353,41 @@ class DesiredState(_message.Message):
     deployments: _containers.RepeatedCompositeFieldContainer[Deployment]
     def __init__(self, environment: _Optional[str] = ..., pool: _Optional[str] = ..., revision: _Optional[int] = ..., deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ...) -> None: ...
 
+class HostedVersion(_message.Message):
+    __slots__ = ("name", "version", "sha256", "roles", "health", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    sha256: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    health: str
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., sha256: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., health: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("environment", "pool", "endpoint", "ttl_seconds")
+    __slots__ = ("environment", "pool", "endpoint", "ttl_seconds", "hosted", "refused", "health", "leave")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HOSTED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    LEAVE_FIELD_NUMBER: _ClassVar[int]
     environment: str
     pool: str
     endpoint: str
     ttl_seconds: float
-    def __init__(self, environment: _Optional[str] = ..., pool: _Optional[str] = ..., endpoint: _Optional[str] = ..., ttl_seconds: _Optional[float] = ...) -> None: ...
+    hosted: _containers.RepeatedCompositeFieldContainer[HostedVersion]
+    refused: _containers.RepeatedCompositeFieldContainer[HostedVersion]
+    health: str
+    leave: bool
+    def __init__(self, environment: _Optional[str] = ..., pool: _Optional[str] = ..., endpoint: _Optional[str] = ..., ttl_seconds: _Optional[float] = ..., hosted: _Optional[_Iterable[_Union[HostedVersion, _Mapping]]] = ..., refused: _Optional[_Iterable[_Union[HostedVersion, _Mapping]]] = ..., health: _Optional[str] = ..., leave: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("expires_at",)
@@ -379,12 +403,28 @@ class WatchMembersRequest(_message.Message):
     pool: str
     def __init__(self, environment: _Optional[str] = ..., pool: _Optional[str] = ...) -> None: ...
 
+class Member(_message.Message):
+    __slots__ = ("endpoint", "health", "hosted", "refused", "expires_at")
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    HOSTED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    endpoint: str
+    health: str
+    hosted: _containers.RepeatedCompositeFieldContainer[HostedVersion]
+    refused: _containers.RepeatedCompositeFieldContainer[HostedVersion]
+    expires_at: str
+    def __init__(self, endpoint: _Optional[str] = ..., health: _Optional[str] = ..., hosted: _Optional[_Iterable[_Union[HostedVersion, _Mapping]]] = ..., refused: _Optional[_Iterable[_Union[HostedVersion, _Mapping]]] = ..., expires_at: _Optional[str] = ...) -> None: ...
+
 class Membership(_message.Message):
-    __slots__ = ("environment", "pool", "endpoints")
+    __slots__ = ("environment", "pool", "endpoints", "members")
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     POOL_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
     environment: str
     pool: str
     endpoints: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, environment: _Optional[str] = ..., pool: _Optional[str] = ..., endpoints: _Optional[_Iterable[str]] = ...) -> None: ...
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    def __init__(self, environment: _Optional[str] = ..., pool: _Optional[str] = ..., endpoints: _Optional[_Iterable[str]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ...) -> None: ...

@@ -195,7 +195,8 @@ class RegistryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Heartbeat(self, request, context):
-        """A scorer instance announces itself; it stays a member until `ttl_seconds` pass without a heartbeat.
+        """A scorer instance announces itself and what it hosts; it stays a member until `ttl_seconds` pass
+        without a heartbeat, or until it sends `leave`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
