@@ -1,0 +1,141 @@
+"""One scorer endpoint: its channel, the load and latency the picker reads, and its health per model."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from protos.ml.combust.mleap.pb import mleap_pb2
+from protos.rtscore.v1 import scorer_pb2
+from scorer.client.settings import PoolSettings
+
+log = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+_STATUS_NAMES = {v: k for k, v in health_pb2.HealthCheckResponse.ServingStatus.items()}
+
+# health_changed(endpoint, model, serving, reason): the balancer's hook, called on the event loop.
+HealthListener = Callable[["Endpoint", str, bool, str], None]
+
+
+class Endpoint:
+    """A scorer at one address; the hot path reads `cost()` and updates `in_flight` and the EWMA."""
+
+    def __init__(
+        self,
+        address: str,
+        settings: PoolSettings,
+        credentials: grpc.ChannelCredentials | None,
+        on_health: HealthListener,
+    ) -> None:
+        self.address = address
+        self.settings = settings
+        options = settings.channel_options()
+        if credentials is None:
+            self.channel = grpc.aio.insecure_channel(address, options=options)
+        else:
+            self.channel = grpc.aio.secure_channel(address, credentials, options=options)
+        self.score = self.channel.unary_unary(
+            "/rtscore.v1.Scorer/Score",
+            request_serializer=scorer_pb2.ScoreRequest.SerializeToString,
+            response_deserializer=scorer_pb2.ScoreResponse.FromString,
+        )
+        self.transform = self.channel.unary_unary(
+            "/ml.combust.mleap.pb.Mleap/Transform",
+            request_serializer=mleap_pb2.TransformFrameRequest.SerializeToString,
+            response_deserializer=mleap_pb2.TransformFrameResponse.FromString,
+        )
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+        self._on_health = on_health
+        self._decay = settings.ewma_decay_s
+        self.in_flight = 0
+        self.ewma_s = settings.initial_rtt_s
+        self.stamp = time.monotonic()
+        self.failures = 0
+        self.ejections = 0
+        self.ejected = False
+        self.serving: dict[str, bool] = {}
+        self.reasons: dict[str, str] = {}
+        self._watches: dict[str, asyncio.Task[None]] = {}
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.address!r})"
+
+    # --- the hot path -------------------------------------------------------------------------------
+
+    def cost(self, now: float) -> float:
+        """Peak-EWMA latency decayed to `now`, times the calls waiting on it (Finagle's PeakEwma)."""
+        decayed = self.ewma_s * math.exp((self.stamp - now) / self._decay)
+        return decayed * (self.in_flight + 1)
+
+    def observe(self, rtt_s: float) -> None:
+        """Fold in one answered call's latency: a slower one raises the cost at once, a faster one decays."""
+        now = time.monotonic()
+        weight = math.exp((self.stamp - now) / self._decay)
+        current = self.ewma_s * weight
+        self.ewma_s = rtt_s if rtt_s > current else current + (rtt_s - current) * (1.0 - weight)
+        self.stamp = now
+        self.failures = 0
+
+    def observe_failure(self, rtt_s: float) -> bool:
+        """Charge a failed call at least the failure penalty; True once the endpoint should be ejected."""
+        self.observe(max(rtt_s, self.settings.failure_penalty_s))
+        self.failures += 1
+        return self.failures >= self.settings.eject_after_failures
+
+    # --- health, off the call path ------------------------------------------------------------------
+
+    def watch(self, model: str) -> None:
+        """Start following the health of `model` here (idempotent)."""
+        if model not in self._watches and not self.closed:
+            self.reasons[model] = "no health answer yet"
+            task = asyncio.get_running_loop().create_task(
+                self._follow(model), name=f"rtscore-pool-health {self.address} {model}"
+            )
+            self._watches[model] = task
+
+    def ready(self, model: str) -> bool:
+        """True while the scorer reports `model` SERVING and the endpoint is not ejected."""
+        return self.serving.get(model, False) and not self.ejected
+
+    async def _follow(self, model: str) -> None:
+        backoff = self.settings.reconnect_initial_s
+        request = health_pb2.HealthCheckRequest(service=model)
+        while True:
+            try:
+                async for reply in self._health.Watch(request):
+                    backoff = self.settings.reconnect_initial_s
+                    status = _STATUS_NAMES.get(reply.status, str(reply.status))
+                    self._set(model, reply.status == SERVING, status)
+                self._set(model, False, "health watch ended")
+            except grpc.aio.AioRpcError as err:
+                self._set(model, False, f"health watch: {err.code().name}: {err.details()}")
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.settings.reconnect_max_s)
+
+    def _set(self, model: str, serving: bool, reason: str) -> None:
+        self.reasons[model] = reason
+        if self.serving.get(model) != serving:
+            self.serving[model] = serving
+            self._on_health(self, model, serving, reason)
+
+    async def close(self) -> None:
+        """Stop the health watches and close the channel (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        watches = list(self._watches.values())
+        for task in watches:
+            task.cancel()
+        for task in watches:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.channel.close()

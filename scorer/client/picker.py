@@ -1,0 +1,41 @@
+"""The immutable picker of one model: power of two choices over its ready endpoints."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Collection
+
+from scorer.client.endpoint import Endpoint
+
+
+class Picker:
+    """A frozen set of ready endpoints; `pick` is the only thing a call does with it."""
+
+    __slots__ = ("_random", "endpoints")
+
+    def __init__(self, endpoints: tuple[Endpoint, ...]) -> None:
+        self.endpoints = endpoints
+        self._random = random.Random().random
+
+    def pick(self, exclude: Collection[Endpoint] = ()) -> Endpoint | None:
+        """The cheaper of two distinct random endpoints not in `exclude` (None when there is none)."""
+        endpoints = self.endpoints
+        if exclude:
+            endpoints = tuple(e for e in endpoints if e not in exclude)
+        n = len(endpoints)
+        if n < 2:
+            return endpoints[0] if n else None
+        i = int(self._random() * n)
+        j = int(self._random() * (n - 1))
+        if j >= i:
+            j += 1
+        a, b = endpoints[i], endpoints[j]
+        now = time.monotonic()
+        return a if a.cost(now) <= b.cost(now) else b
+
+    def __len__(self) -> int:
+        return len(self.endpoints)
+
+
+EMPTY = Picker(())
