@@ -14,7 +14,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     group = subparsers.add_parser(name, help=help_text, description=help_text)
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    build = commands.add_parser("build", help="build the harness with Maven (skipped when up to date)")
+    build = commands.add_parser(
+        "build", help="build the harness and mleap-served with Maven (each skipped when up to date)"
+    )
     build.add_argument("--force", action="store_true", help="rebuild even when the jar is newer than sources")
     build.set_defaults(func=_build)
 
@@ -45,12 +47,14 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from scorer.reference.harness import ReferenceHarness
+    from scorer.reference.layout import HarnessLayout
 
-    harness = ReferenceHarness()
-    ran = harness.build(force=args.force)
-    state = "built" if ran else "up to date"
-    print(f"reference harness {state}: {harness.layout.jar}")
+    for what, layout in (
+        ("reference harness", HarnessLayout.default()),
+        ("mleap-served", HarnessLayout.served()),
+    ):
+        ran = layout.build(force=args.force)
+        print(f"{what} {'built' if ran else 'up to date'}: {layout.jar}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Where the reference harness lives on disk, how to build it, and how to start its JVM."""
+"""Where the JVM projects (reference harness, mleap-served) live, how to build them and start their JVM."""
 
 from __future__ import annotations
 
@@ -14,26 +14,45 @@ from rtscore.errors import FailedPrecondition, Unavailable
 
 MAIN_CLASS = "dev.rtscore.reference.ReferenceMain"
 JAR_NAME = "rtscore-reference.jar"
-DEFAULT_PROJECT = Path(__file__).resolve().parents[2] / "jvm" / "reference"
+_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PROJECT = _ROOT / "jvm" / "reference"
+# MLeap's runtime behind a grpc-java server (`mleap-served`); its stubs come from these protos at build.
+SERVED_PROJECT = _ROOT / "jvm" / "served"
+SERVED_MAIN_CLASS = "dev.rtscore.served.ServedMain"
+SERVED_JAR_NAME = "rtscore-served.jar"
+SERVED_PROTOS = (
+    _ROOT / "protos" / "rtscore" / "v1" / "frame.proto",
+    _ROOT / "protos" / "rtscore" / "v1" / "scorer.proto",
+)
 # MLeap 0.20.0 runs on Java 17 without --add-opens; extra JVM flags (heap, GC) come from this variable.
 JAVA_OPTS_ENV = "RTSCORE_REFERENCE_JAVA_OPTS"
 
 
 @dataclass(frozen=True)
 class HarnessLayout:
-    """The Maven project of the harness and the runnable layout it builds (jar plus target/lib)."""
+    """A Maven project around MLeap's runtime and the runnable layout it builds (jar plus target/lib)."""
 
     project: Path
+    jar_name: str = JAR_NAME
+    main_class: str = MAIN_CLASS
+    # Files outside the project that the build reads (a change makes the jar stale).
+    inputs: tuple[Path, ...] = ()
+    title: str = "the MLeap reference harness"
 
     @classmethod
     def default(cls) -> HarnessLayout:
         """The project under `RTSCORE_REFERENCE_DIR`, else `jvm/reference` in this checkout."""
         return cls(Path(os.environ.get("RTSCORE_REFERENCE_DIR", DEFAULT_PROJECT)))
 
+    @classmethod
+    def served(cls) -> HarnessLayout:
+        """`jvm/served`: MLeap's runtime behind a grpc-java `rtscore.v1.Scorer` server."""
+        return cls(SERVED_PROJECT, SERVED_JAR_NAME, SERVED_MAIN_CLASS, SERVED_PROTOS, "mleap-served")
+
     @property
     def jar(self) -> Path:
-        """The harness's own classes."""
-        return self.project / "target" / JAR_NAME
+        """The project's own classes."""
+        return self.project / "target" / self.jar_name
 
     @property
     def lib(self) -> Path:
@@ -49,14 +68,14 @@ class HarnessLayout:
         if not self.is_built():
             return True
         built = self.jar.stat().st_mtime
-        sources = [self.project / "pom.xml", *(self.project / "src").rglob("*")]
+        sources = [self.project / "pom.xml", *(self.project / "src").rglob("*"), *self.inputs]
         return any(p.is_file() and p.stat().st_mtime > built for p in sources)
 
     def classpath(self) -> str:
         """The `java -cp` value; raises `Unavailable` when the harness was never built."""
         if not self.is_built():
             raise Unavailable(
-                f"the MLeap reference harness is not built in {self.project}: "
+                f"{self.title} is not built in {self.project}: "
                 "run `rtscore reference build` (needs Maven and Maven Central once)"
             )
         return f"{self.jar}{os.pathsep}{self.lib / '*'}"
@@ -64,7 +83,7 @@ class HarnessLayout:
     def command(self, *args: str) -> list[str]:
         """The argv that runs one harness command."""
         options = shlex.split(os.environ.get(JAVA_OPTS_ENV, ""))
-        return [java_executable(), *options, "-cp", self.classpath(), MAIN_CLASS, *args]
+        return [java_executable(), *options, "-cp", self.classpath(), self.main_class, *args]
 
     def build(self, *, force: bool = False, timeout: float = 900.0) -> bool:
         """Run `mvn -q package` unless the jar is newer than the sources; True when Maven ran."""
@@ -72,13 +91,11 @@ class HarnessLayout:
             return False
         mvn = shutil.which("mvn")
         if mvn is None:
-            raise Unavailable(
-                "Maven (`mvn`) is not on PATH: install Maven 3.8+ to build the reference harness"
-            )
+            raise Unavailable(f"Maven (`mvn`) is not on PATH: install Maven 3.8+ to build {self.title}")
         java_executable()
         pom = self.project / "pom.xml"
         if not pom.is_file():
-            raise Unavailable(f"the reference harness project is missing: {pom} does not exist")
+            raise Unavailable(f"the project of {self.title} is missing: {pom} does not exist")
         lock_path = self.project / "target" / ".build.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with lock_path.open("w") as lock:
@@ -101,10 +118,10 @@ class HarnessLayout:
                 check=False,
             )
         except subprocess.TimeoutExpired as err:
-            raise Unavailable(f"building the reference harness took longer than {timeout:.0f} s") from err
+            raise Unavailable(f"building {self.title} took longer than {timeout:.0f} s") from err
         if done.returncode != 0:
             tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
-            raise FailedPrecondition(f"building the reference harness with Maven failed: {tail}")
+            raise FailedPrecondition(f"building {self.title} with Maven failed: {tail}")
 
     def ensure_runnable(self) -> None:
         """Build when Maven is present and the jar is stale; `Unavailable` when Java or the jar is missing."""
