@@ -1,4 +1,4 @@
-"""Servers under test started as subprocesses: the sklearn *before* server and `rtscore scorer serve`."""
+"""Servers under test started as subprocesses: before (sklearn), floor, mleap-served, rtscore scorers."""
 
 from __future__ import annotations
 
@@ -145,3 +145,28 @@ def rtscore_scorer(bundle: Path, model: str, workers: int, extra: Sequence[str] 
     return ServerProcess(
         f"rtscore-{workers}", [*command, "--log-level", "WARNING", *extra], _BIG_MODEL_STARTUP_S
     )
+
+
+def floor_server(bundle: Path, frame: Path, model: str) -> ServerProcess:
+    """The `floor` target: a bare grpc.aio server sending the scorer's reply to `frame`'s first row."""
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.floor_server",
+        "--bundle",
+        str(bundle),
+        "--frame",
+        str(frame),
+    ]
+    return ServerProcess("floor", [*command, "--model", model, "--port", "0"], _BIG_MODEL_STARTUP_S)
+
+
+def mleap_served(bundle: Path, model: str) -> ServerProcess:
+    """The `mleap-served` target: MLeap's JVM runtime behind grpc-java (`jvm/served`), built if needed."""
+    from scorer.reference.layout import HarnessLayout
+
+    layout = HarnessLayout.served()
+    layout.ensure_runnable()  # Unavailable (why, and how to fix it) without Java or a built jar
+    command = layout.command(str(bundle), "--name", model, "--host", "127.0.0.1", "--port", "0")
+    # A JVM start and MLeap's load of the seed forest take minutes on a busy 2-core machine.
+    return ServerProcess("mleap-served", command, _BIG_MODEL_STARTUP_S)

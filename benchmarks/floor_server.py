@@ -1,0 +1,124 @@
+"""The `floor` target: a bare grpc.aio server on uvloop that answers `rtscore.v1.Scorer/Score` with one
+fixed reply of the scorer's size and shape, so a comparison shows what Python gRPC itself costs here.
+
+The reply is computed once at start: the first row of `--frame` scored in-process by rtscore's runtime
+with `--bundle`, encoded as the scorer encodes its replies (or read from `--response`, a serialized
+`ScoreResponse`). Calls are answered without parsing the request or serializing anything: the handler
+returns the same bytes every time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+
+from protos.rtscore.v1 import scorer_pb2
+from rtscore.errors import InvalidArgument, RtscoreError
+
+SCORER_SERVICE = scorer_pb2.DESCRIPTOR.services_by_name["Scorer"].full_name
+
+
+def scorer_reply(bundle: Path, frame_path: Path, model: str) -> bytes:
+    """The serialized `ScoreResponse` the scorer sends for the frame's first row, computed in-process."""
+    from benchmarks.frames import load_leap_frame, to_frame
+    from scorer.bundle.model import load_bundle
+    from scorer.service.frames import check_inputs, to_leap_frame, to_wire_frame
+
+    loaded = load_bundle(bundle)
+    wire = to_frame(load_leap_frame(frame_path), [0], str(frame_path))
+    inputs = {f.name: f for f in loaded.input_schema}
+    out = loaded.transform(check_inputs(to_leap_frame(wire, inputs), loaded.input_schema))
+    names = [f.name for f in loaded.output_schema]
+    # The scorer names an unversioned model by its bundle's sha256, as here.
+    response = scorer_pb2.ScoreResponse(model=model, version=loaded.sha256[:12])
+    response.frame.CopyFrom(to_wire_frame(out, names))
+    return response.SerializeToString()
+
+
+def fixed_reply_handler(reply: bytes) -> grpc.GenericRpcHandler:
+    """`rtscore.v1.Scorer/Score` answering `reply` to every call, bytes in and bytes out."""
+
+    async def score(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        return reply
+
+    # No (de)serializers: the request is never parsed and the reply is sent as it is.
+    method = grpc.unary_unary_rpc_method_handler(score)
+    return grpc.method_handlers_generic_handler(SCORER_SERVICE, {"Score": method})
+
+
+async def serve(reply: bytes, host: str, port: int) -> int:
+    """Serve until SIGTERM or SIGINT; prints `listening on HOST:PORT` once ready."""
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((fixed_reply_handler(reply),))
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise InvalidArgument(f"cannot listen on {host}:{port}")
+    await server.start()
+    for service in ("", SCORER_SERVICE):
+        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"listening on {host}:{bound} (fixed reply of {len(reply)} bytes)", flush=True)
+    await stop.wait()
+    await health.enter_graceful_shutdown()
+    await server.stop(1.0)
+    return 0
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `python -m benchmarks.floor_server`."""
+    parser.add_argument("--bundle", type=Path, help="bundle whose reply to the frame's first row is sent")
+    parser.add_argument("--frame", type=Path, help="MLeap JSON LeapFrame; its first row is scored once")
+    parser.add_argument("--response", type=Path, help="a serialized ScoreResponse to send instead")
+    parser.add_argument("--model", default="bench", help="model name the reply carries (default bench)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port, printed once listening")
+
+
+def reply_from(args: argparse.Namespace) -> bytes:
+    """The fixed reply the options describe."""
+    if args.response is not None:
+        try:
+            data = args.response.read_bytes()
+        except OSError as err:
+            raise InvalidArgument(f"{args.response}: cannot read the response: {err.strerror}") from err
+        try:
+            scorer_pb2.ScoreResponse.FromString(data)
+        except Exception as err:  # protobuf's DecodeError: the file is not a serialized ScoreResponse
+            raise InvalidArgument(f"{args.response}: not a serialized ScoreResponse: {err}") from err
+        return data
+    if args.bundle is None or args.frame is None:
+        raise InvalidArgument("give --bundle and --frame (the reply is scored from them), or --response")
+    return scorer_reply(args.bundle, args.frame, args.model)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the fixed reply; errors become one line on stderr."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.floor_server", description=__doc__)
+    add_serve_arguments(parser)
+    args = parser.parse_args(argv)
+    import uvloop
+
+    try:
+        reply = reply_from(args)
+        return uvloop.run(serve(reply, args.host, args.port))
+    except RtscoreError as err:
+        print(f"floor server: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
