@@ -20,7 +20,7 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("score", "scorer.client_cli", "score a frame with a running scorer"),
     ("extractor", None, "the extractor service: transactions to features, scorer pool client"),
     ("registry", "registry.cli", "the registry service: model governance over gRPC and Postgres"),
-    ("shadow", None, "shadow workers: score Kafka copies of live traffic with candidate models"),
+    ("shadow", "shadow.cli", "shadow workers: score Kafka copies of live traffic with candidate models"),
     ("bench", "benchmarks.cli", "latency benchmarks: distributions side by side"),
 ]
 
