@@ -102,7 +102,7 @@ class Balancer:
         pickers = dict(self.pickers)
         for model in models:
             ready = tuple(e for e in self.endpoints.values() if e.ready(model))
-            pickers[model] = Picker(ready)
+            pickers[model] = Picker(ready, self.settings.cost_tolerance)
             event = self._ready.get(model)
             if event is not None:
                 if ready:

@@ -12,10 +12,11 @@ from scorer.client.endpoint import Endpoint
 class Picker:
     """A frozen set of ready endpoints; `pick` is the only thing a call does with it."""
 
-    __slots__ = ("_random", "endpoints")
+    __slots__ = ("_random", "endpoints", "tolerance")
 
-    def __init__(self, endpoints: tuple[Endpoint, ...]) -> None:
+    def __init__(self, endpoints: tuple[Endpoint, ...], tolerance: float = 1.5) -> None:
         self.endpoints = endpoints
+        self.tolerance = tolerance
         self._random = random.Random().random
 
     def pick(self, exclude: Collection[Endpoint] = ()) -> Endpoint | None:
@@ -32,7 +33,14 @@ class Picker:
             j += 1
         a, b = endpoints[i], endpoints[j]
         now = time.monotonic()
-        return a if a.cost(now) <= b.cost(now) else b
+        cost_a, cost_b = a.cost(now), b.cost(now)
+        # Costs within the tolerance are noise between equal scorers: the random choice stands, so
+        # equal scorers share evenly and only a clearly slower or busier one is passed over.
+        if cost_b * self.tolerance < cost_a:
+            return b
+        if cost_a * self.tolerance < cost_b:
+            return a
+        return a if a.in_flight <= b.in_flight else b
 
     def __len__(self) -> int:
         return len(self.endpoints)

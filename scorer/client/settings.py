@@ -18,10 +18,12 @@ class PoolSettings:
     """Deadline of a call that names none."""
     max_attempts: int = 3
     """Endpoints one call may try (never the same twice) on UNAVAILABLE, a reset or a refused connection."""
-    ewma_decay_s: float = 2.0
+    ewma_decay_s: float = 1.0
     """Time constant of the peak-EWMA latency: how fast a slow or failed endpoint's cost decays back."""
     initial_rtt_s: float = 0.001
     """Latency assumed for an endpoint that has answered nothing yet."""
+    cost_tolerance: float = 1.5
+    """Of two endpoints, the cheaper is preferred only when the other costs this many times more."""
     failure_penalty_s: float = 0.1
     """Latency charged for a failed call, so an endpoint that fails fast never looks fast."""
     eject_after_failures: int = 3
@@ -66,6 +68,8 @@ class PoolSettings:
         for name, value in positive.items():
             if not value > 0:
                 raise InvalidArgument(f"{name} must be positive, got {value}")
+        if not self.cost_tolerance >= 1:
+            raise InvalidArgument(f"cost_tolerance must be at least 1, got {self.cost_tolerance}")
         if self.max_attempts < 1 or self.eject_after_failures < 1 or self.batch_max_rows < 1:
             raise InvalidArgument("max_attempts, eject_after_failures and batch_max_rows must be at least 1")
         if not 0 <= self.max_ejected_share <= 1 or not 0 <= self.hedge_max_share <= 1:
