@@ -10,11 +10,12 @@ from contextlib import AsyncExitStack
 
 from prometheus_client import start_http_server
 
+from registry.follow import RegistryConnection
 from rtscore.errors import InvalidArgument
 from shadow.consumer import GroupConsumer
 from shadow.db import connect_pool
 from shadow.deadletter import DeadLetterProducer
-from shadow.following import DeploymentFollower
+from shadow.following import ShadowModels
 from shadow.settings import ShadowSettings
 from shadow.store import ScoreStore
 from shadow.worker import ShadowWorker
@@ -55,9 +56,8 @@ async def run(settings: ShadowSettings, stop: asyncio.Event | None = None) -> No
         pool = await connect_pool(settings.database_url)
         stack.push_async_callback(pool.close)
         store = ScoreStore(pool, settings.group, settings.topic)
-        follower = DeploymentFollower(
-            settings.registry, settings.token, settings.environment, settings.pool, settings.bundle_dir
-        )
+        connection = RegistryConnection(settings.registry, settings.token)
+        follower = ShadowModels(connection, settings.environment, settings.pool, settings.bundle_dir)
         stack.push_async_callback(follower.close)
         await follower.start()
         dead_letters = DeadLetterProducer(settings.kafka_bootstrap, settings.dead_letters, settings.group)
