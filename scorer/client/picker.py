@@ -14,7 +14,7 @@ class Picker:
 
     __slots__ = ("_random", "endpoints", "tolerance")
 
-    def __init__(self, endpoints: tuple[Endpoint, ...], tolerance: float = 1.5) -> None:
+    def __init__(self, endpoints: tuple[Endpoint, ...], tolerance: float = 2.0) -> None:
         self.endpoints = endpoints
         self.tolerance = tolerance
         self._random = random.Random().random

@@ -18,11 +18,11 @@ class PoolSettings:
     """Deadline of a call that names none."""
     max_attempts: int = 3
     """Endpoints one call may try (never the same twice) on UNAVAILABLE, a reset or a refused connection."""
-    ewma_decay_s: float = 1.0
+    ewma_decay_s: float = 0.3
     """Time constant of the peak-EWMA latency: how fast a slow or failed endpoint's cost decays back."""
     initial_rtt_s: float = 0.001
     """Latency assumed for an endpoint that has answered nothing yet."""
-    cost_tolerance: float = 1.5
+    cost_tolerance: float = 2.0
     """Of two endpoints, the cheaper is preferred only when the other costs this many times more."""
     failure_penalty_s: float = 0.1
     """Latency charged for a failed call, so an endpoint that fails fast never looks fast."""
