@@ -16,7 +16,13 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     commands = group.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="load one gRPC target and report its latency distribution")
-    run.add_argument("--target", required=True, help="HOST:PORT of a server implementing rtscore.v1.Scorer")
+    where = run.add_mutually_exclusive_group(required=True)
+    where.add_argument("--target", help="HOST:PORT of a server implementing rtscore.v1.Scorer")
+    where.add_argument("--scorers", metavar="HOST:PORT,…", help="load a pool of scorers through ScorerPool")
+    run.add_argument("--hedge", action="store_true", help="with --scorers: hedge slow calls (capped at 5%%)")
+    run.add_argument(
+        "--micro-batch", action="store_true", help="with --scorers: join one-row calls arriving within 200 µs"
+    )
     run.add_argument("--model", required=True, help="model name sent in every ScoreRequest")
     run.add_argument("--frame", type=Path, help="MLeap JSON LeapFrame with the input rows (else: GetModel)")
     run.add_argument("--name", default="run", help="name of the run in the report")
@@ -82,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     from benchmarks.progress import ProgressBar
 
     spec = LoadSpec(
-        target=args.target,
+        target=args.target or args.scorers,
         mode=args.mode,
         rate=args.rate,
         arrivals=args.arrivals,
@@ -97,11 +103,16 @@ def _run(args: argparse.Namespace) -> int:
     spec.check()
     requests = _requests(args)
     bar = ProgressBar(args.name, clients.expected_seconds(spec))
+    pool: dict[str, Any] = {}
     try:
-        result = clients.run(spec, requests, args.processes, bar)
+        if args.scorers:
+            pool = _run_pool(args, spec, requests, bar)
+            result = pool.pop("result")
+        else:
+            result = clients.run(spec, requests, args.processes, bar)
     finally:
         bar.close()
-    record = report.run_record(args.name, result, batch=args.batch)
+    record = report.run_record(args.name, result, batch=args.batch, **pool)
     print(report.run_table([record]))
     if result.short or result.late:
         print(_shortfall(record, args.processes), file=sys.stderr)
@@ -109,6 +120,18 @@ def _run(args: argparse.Namespace) -> int:
         png = report.write_report(report.build_report([record]), args.json)
         print(f"wrote {args.json} and {png}")
     return 0
+
+
+def _run_pool(args: argparse.Namespace, spec: Any, requests: list[bytes], bar: Any) -> dict[str, Any]:
+    """A run through the scorer pool; its result and the report's `pool`, `retries`, `hedges` keys."""
+    from benchmarks.pool_load import run_in_process
+    from scorer.client import PoolSettings, static_endpoints
+
+    if args.processes != 1:
+        raise InvalidArgument("--scorers runs the pool in one client process; leave out --processes")
+    settings = PoolSettings(default_timeout_s=args.timeout, hedge=args.hedge, batch=args.micro_batch)
+    result, stats = run_in_process(spec, requests, static_endpoints(args.scorers), settings, bar)
+    return {"result": result, **stats}
 
 
 def _shortfall(record: dict[str, Any], processes: int) -> str:
@@ -132,14 +155,15 @@ def _requests(args: argparse.Namespace) -> list[bytes]:
 
     from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
 
-    with grpc.insecure_channel(args.target) as channel:
+    target = args.target or args.scorers.split(",")[0]
+    with grpc.insecure_channel(target) as channel:
         try:
             info = scorer_pb2_grpc.ScorerStub(channel).GetModel(
                 scorer_pb2.GetModelRequest(model=args.model), timeout=args.timeout
             )
         except grpc.RpcError as err:
             raise InvalidArgument(
-                f"{args.target}: GetModel({args.model!r}) failed ({err.code().name}: {err.details()}); "
+                f"{target}: GetModel({args.model!r}) failed ({err.code().name}: {err.details()}); "
                 "pass --frame to send rows from a file"
             ) from err
     return frames.requests_from_schema(list(info.inputs), args.model, args.batch, seed=args.seed)

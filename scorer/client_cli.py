@@ -1,4 +1,5 @@
-"""`rtscore score`: send an MLeap JSON frame to a running scorer and print the scored frame."""
+"""`rtscore score`: send an MLeap JSON frame to a running scorer (or a pool of them) and print the
+scored frame."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from rtscore.errors import InvalidArgument
 def register(subparsers: Any, name: str, help_text: str) -> None:
     """Add the `score` command."""
     score = subparsers.add_parser(name, help=help_text, description=help_text)
-    score.add_argument("--target", required=True, metavar="HOST:PORT", help="address of the scorer")
+    where = score.add_mutually_exclusive_group(required=True)
+    where.add_argument("--target", metavar="HOST:PORT", help="address of the scorer")
+    where.add_argument(
+        "--scorers",
+        metavar="HOST:PORT,…",
+        help="a pool of scorers: the call goes to a ready one, failing over",
+    )
     score.add_argument("--model", required=True, metavar="NAME[@VERSION]", help="hosted model to use")
     score.add_argument(
         "--frame", required=True, metavar="FRAME.json", help="MLeap JSON LeapFrame ('-' = stdin)"
@@ -61,13 +68,20 @@ def _score(args: argparse.Namespace) -> int:
     # MLeap's Transform carries the frame as MLeap JSON both ways, so the output is exactly the frame
     # `rtscore bundle score` prints for the same bundle: same types, nullability and column order.
     request = mleap_pb2.TransformFrameRequest(model_name=args.model, format=JSON_FORMAT, frame=frame)
-    with grpc.insecure_channel(args.target) as channel:
-        stub = grpc_pb2_grpc.MleapStub(channel)
-        try:
-            reply = stub.Transform(request, timeout=args.timeout, metadata=trace_metadata())
-        except grpc.RpcError as err:
-            print(f"rtscore score: {err.code().name}: {err.details()}", file=sys.stderr)
+    if args.scorers:
+        from scorer.client.cli_call import transform_through_pool
+
+        reply = transform_through_pool(args.scorers, request, args.timeout, trace_metadata())
+        if reply is None:
             return 1
+    else:
+        with grpc.insecure_channel(args.target) as channel:
+            stub = grpc_pb2_grpc.MleapStub(channel)
+            try:
+                reply = stub.Transform(request, timeout=args.timeout, metadata=trace_metadata())
+            except grpc.RpcError as err:
+                print(f"rtscore score: {err.code().name}: {err.details()}", file=sys.stderr)
+                return 1
     if reply.status != mleap_pb2.STATUS_OK:
         print(f"rtscore score: INVALID_ARGUMENT: {reply.error}", file=sys.stderr)
         return 1

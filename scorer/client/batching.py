@@ -5,23 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
 
 import grpc
 
 from protos.rtscore.v1 import frame_pb2, scorer_pb2
 from scorer.client.errors import ScorerCallError
 from scorer.client.frames import join_rows, layout, split_rows
+from scorer.client.scored import Scored
 from scorer.client.settings import PoolSettings
 from scorer.client.telemetry import PoolTelemetry
-
-if TYPE_CHECKING:
-    from scorer.client.pool import Scored
 
 log = logging.getLogger(__name__)
 
 Metadata = Sequence[tuple[str, str]]
-Send = Callable[[scorer_pb2.ScoreRequest, float, Metadata], Awaitable["Scored"]]
+Send = Callable[[scorer_pb2.ScoreRequest, float, Metadata], Awaitable[Scored]]
 
 
 class _Batch:
@@ -102,8 +99,6 @@ class MicroBatcher:
             if not isinstance(err, Exception):
                 raise
             return
-        from scorer.client.pool import Scored
-
         response = scored.response
         for future, part in zip(batch.futures, parts, strict=True):
             if not future.done():

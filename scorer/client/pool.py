@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -18,10 +17,12 @@ from protos.ml.combust.mleap.pb import mleap_pb2
 from protos.rtscore.v1 import frame_pb2, scorer_pb2
 from rtscore.errors import Unavailable
 from scorer.client.balancer import Balancer
+from scorer.client.batching import MicroBatcher
 from scorer.client.endpoint import Endpoint
 from scorer.client.errors import CALLER_ERRORS, RETRYABLE, DeadlineExceeded, ModelNotHosted, ScorerCallError
 from scorer.client.hedging import HedgeBudget, RunningQuantile, race
 from scorer.client.picker import EMPTY, Picker
+from scorer.client.scored import Scored
 from scorer.client.settings import PoolSettings
 from scorer.client.sources import EndpointSource
 from scorer.client.telemetry import PoolTelemetry
@@ -32,16 +33,6 @@ T = TypeVar("T")
 Metadata = Sequence[tuple[str, str]]
 # While no endpoint is ready, a waiting call looks again this often (for "hosted nowhere").
 _READY_POLL_S = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class Scored:
-    """A scored frame and how it was obtained."""
-
-    response: scorer_pb2.ScoreResponse
-    endpoint: str
-    attempts: int
-    hedged: bool = False
 
 
 class ScorerPool:
@@ -62,7 +53,7 @@ class ScorerPool:
         self._follow: asyncio.Task[None] | None = None
         self._latency = RunningQuantile(0.95, initial_s=self.settings.hedge_delay_s or 0.005)
         self._hedges = HedgeBudget(self.settings.hedge_max_share if self.settings.hedge else 0.0)
-        self._batcher: Any = None
+        self._batcher: MicroBatcher | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -82,8 +73,6 @@ class ScorerPool:
         self._balancer = Balancer(self.settings, self.credentials, self.telemetry)
         self._follow = asyncio.create_task(self._follow_source(self._balancer), name="rtscore-pool-members")
         if self.settings.batch:
-            from scorer.client.batching import MicroBatcher
-
             self._batcher = MicroBatcher(self._score_request, self.settings, self.telemetry)
 
     async def _follow_source(self, balancer: Balancer) -> None:
@@ -136,14 +125,28 @@ class ScorerPool:
         include_inputs: bool = False,
     ) -> Scored:
         """Score `frame` with `model` on one ready scorer, failing over within the deadline."""
-        if self._batcher is not None and frame.rows == 1 and not select and not include_inputs:
-            return await self._batcher.submit(
-                model, frame, timeout or self.settings.default_timeout_s, metadata
-            )
         request = scorer_pb2.ScoreRequest(
             model=model, frame=frame, select=select, include_inputs=include_inputs
         )
-        return await self._score_request(request, timeout or self.settings.default_timeout_s, metadata)
+        return await self.score_request(request, timeout, metadata)
+
+    async def score_request(
+        self,
+        request: scorer_pb2.ScoreRequest,
+        timeout: float | None = None,  # noqa: ASYNC109 (the call's deadline)
+        metadata: Metadata = (),
+    ) -> Scored:
+        """`score` for a request already built (a load generator sends the same ones many times)."""
+        seconds = timeout or self.settings.default_timeout_s
+        frame = request.frame
+        if (
+            self._batcher is not None
+            and frame.rows == 1
+            and not request.select
+            and not request.include_inputs
+        ):
+            return await self._batcher.submit(request.model, frame, seconds, metadata)
+        return await self._score_request(request, seconds, metadata)
 
     async def _score_request(
         self,
