@@ -18,10 +18,12 @@ GROUPS: list[tuple[str, str | None, str]] = [
     ("reference", "scorer.reference.cli", "MLeap's JVM runtime: the reference for correctness and speed"),
     ("scorer", "scorer.cli", "the scorer service: MLeap bundles over gRPC"),
     ("score", "scorer.client_cli", "score a frame with a running scorer"),
-    ("extractor", None, "the extractor service: transactions to features, scorer pool client"),
+    ("extractor", "extractor.cli", "the extractor service: transactions to features, scorer pool client"),
+    ("evaluate", "extractor.evaluate_cli", "evaluate one transaction with a running extractor"),
     ("registry", "registry.cli", "the registry service: model governance over gRPC and Postgres"),
     ("shadow", "shadow.cli", "shadow workers: score Kafka copies of live traffic with candidate models"),
     ("bench", "benchmarks.cli", "latency benchmarks: distributions side by side"),
+    ("demo", "rtscore.demo.cli", "the whole platform in one run: a model's life up to a live promotion"),
 ]
 
 Handler = Callable[[argparse.Namespace], int | None]

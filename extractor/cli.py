@@ -1,0 +1,130 @@
+"""`rtscore extractor serve | check | generate | train`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any, name: str, help_text: str) -> None:
+    """Add the `extractor` group to the rtscore CLI."""
+    group = subparsers.add_parser(name, help=help_text, description=help_text)
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    serve = actions.add_parser("serve", help="serve rtscore.v1.Extractor over gRPC")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=50071, help="gRPC port; 0 picks a free one")
+    serve.add_argument("--spec", type=Path, help="feature spec (TOML); default: the project's own")
+    serve.add_argument("--scorers", help="static scorer endpoints, H:P,H:P,…")
+    serve.add_argument("--registry", help="registry address whose membership lists the scorers")
+    serve.add_argument("--pool", default="default", help="scorer pool in the registry (default: default)")
+    serve.add_argument("--environment", default="production", help="environment of the pool")
+    serve.add_argument("--model", default="fraud:champion", help="model: name, name@version or role alias")
+    serve.add_argument("--review-at", type=float, default=0.5, help="scores from here are reviewed")
+    serve.add_argument("--decline-at", type=float, default=0.8, help="scores from here are declined")
+    serve.add_argument("--score-timeout-ms", type=float, default=50.0, help="deadline of the scorer call")
+    serve.add_argument("--wait-ready", type=float, default=30.0, help="seconds to wait for a ready scorer")
+    serve.add_argument("--velocity", choices=["memory", "redis"], default="memory", help="velocity store")
+    serve.add_argument("--redis-url", help="Redis for --velocity redis (default: RTSCORE_REDIS_URL)")
+    serve.add_argument("--shadow-topic", help="Kafka topic for shadow copies")
+    serve.add_argument("--shadow-fraction", type=float, default=0.0, help="share of transactions copied")
+    serve.add_argument("--shadow-key", default="transaction", help="sample key: transaction, card_token, …")
+    serve.add_argument("--kafka-bootstrap", help="Kafka for shadow copies (default: RTSCORE_KAFKA_BOOTSTRAP)")
+    serve.add_argument("--dense-frames", action="store_true", help="send features as Frame.dense")
+    serve.add_argument("--metrics-port", type=int, help="Prometheus endpoint port")
+    serve.add_argument("--log-level", default="INFO", help="log level (default INFO)")
+    serve.set_defaults(func=_serve)
+
+    check = actions.add_parser("check", help="does a spec produce exactly a bundle's inputs?")
+    check.add_argument("spec", type=Path, metavar="SPEC", help="feature spec (TOML)")
+    check.add_argument("--model", required=True, metavar="BUNDLE", help="bundle zip or directory")
+    check.set_defaults(func=_check)
+
+    generate = actions.add_parser("generate", help="synthetic transactions with labelled fraud (JSONL)")
+    generate.add_argument("--count", type=int, required=True, help="transactions")
+    generate.add_argument("--seed", type=int, default=0, help="seed (same seed, same file)")
+    generate.add_argument("--fraud-rate", type=float, default=0.03, help="share of fraudulent transactions")
+    generate.add_argument("--days", type=float, default=14.0, help="event-time span")
+    generate.add_argument("--spec", type=Path, help="spec whose rate table sets amounts (default: own)")
+    generate.add_argument("--out", type=Path, required=True, help="JSONL file to write")
+    generate.set_defaults(func=_generate)
+
+    train = actions.add_parser("train", help="fit a forest on a spec's features and export it as a bundle")
+    train.add_argument("--transactions", type=Path, required=True, help="JSONL from `generate`")
+    train.add_argument("--spec", type=Path, help="feature spec (default: the project's own)")
+    train.add_argument("--out", type=Path, required=True, help="bundle zip to write")
+    train.add_argument("--trees", type=int, default=50, help="trees (default 50)")
+    train.add_argument("--max-nodes", type=int, default=2_000, help="nodes per tree at most (default 2000)")
+    train.add_argument("--name", default="fraud", help="bundle name (default fraud)")
+    train.add_argument("--seed", type=int, default=0, help="forest seed")
+    train.set_defaults(func=_train)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from extractor.server import serve
+    from extractor.settings import ExtractorSettings
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    given = {
+        "host": args.host, "port": args.port, "spec": args.spec, "model": args.model,
+        "scorers": [s for s in (args.scorers or "").split(",") if s], "registry": args.registry,
+        "pool": args.pool, "environment": args.environment, "review_at": args.review_at,
+        "decline_at": args.decline_at, "score_timeout_s": args.score_timeout_ms / 1e3,
+        "wait_ready_s": args.wait_ready, "velocity": args.velocity, "shadow_topic": args.shadow_topic,
+        "shadow_fraction": args.shadow_fraction, "shadow_key": args.shadow_key,
+        "dense_frames": args.dense_frames, "metrics_port": args.metrics_port,
+    }  # fmt: skip
+    if args.redis_url:
+        given["RTSCORE_EXTRACTOR_REDIS_URL"] = args.redis_url
+    if args.kafka_bootstrap:
+        given["RTSCORE_EXTRACTOR_KAFKA_BOOTSTRAP"] = args.kafka_bootstrap
+    settings = ExtractorSettings(**given)
+    try:
+        import uvloop
+
+        return uvloop.run(serve(settings))
+    except ImportError:
+        return asyncio.run(serve(settings))
+
+
+def _check(args: argparse.Namespace) -> int:
+    from extractor.check import bundle_inputs, schema_problems
+    from extractor.spec import load_spec
+
+    loaded = load_spec(args.spec)
+    problems = schema_problems(loaded.spec.feature_names(), bundle_inputs(args.model))
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{args.spec} does not fit {args.model}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{args.spec} produces exactly the {len(loaded.spec.feature_names())} inputs of {args.model}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from extractor.generate import GenerateOptions, generate, write_jsonl
+    from extractor.spec import load_spec
+
+    options = GenerateOptions(count=args.count, seed=args.seed, fraud_rate=args.fraud_rate, days=args.days)
+    lines = generate(options, load_spec(args.spec).spec)
+    write_jsonl(lines, args.out)
+    fraud = sum(line["label"] for line in lines)
+    print(json.dumps({"out": str(args.out), "transactions": len(lines), "fraud": fraud, "seed": args.seed}))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from extractor.spec import load_spec
+    from extractor.train import TrainOptions, train
+
+    options = TrainOptions(trees=args.trees, max_nodes=args.max_nodes, seed=args.seed, name=args.name)
+    report = train(args.transactions, load_spec(args.spec), args.out, options)
+    print(json.dumps(report, indent=2))
+    return 0

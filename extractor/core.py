@@ -1,0 +1,186 @@
+"""The extractor's transport-neutral core: features, score through the pool, decision, shadow copy."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from extractor.features import FeatureExtractor
+from extractor.frames import RowEncoder, fraud_probability
+from extractor.metrics import ExtractorMetrics
+from extractor.shadow import ShadowProducer, ShadowSample, shadow_record
+from extractor.velocity import VelocityStore
+from protos.rtscore.v1 import extractor_pb2, frame_pb2, scorer_pb2
+from rtscore.errors import InvalidArgument, Unavailable
+
+Metadata = Sequence[tuple[str, str]]
+_ACTION_NAMES = {
+    extractor_pb2.ACTION_APPROVE: "approve",
+    extractor_pb2.ACTION_REVIEW: "review",
+    extractor_pb2.ACTION_DECLINE: "decline",
+}
+
+
+class ScoredLike(Protocol):
+    """What the scorer pool returns."""
+
+    @property
+    def response(self) -> scorer_pb2.ScoreResponse:
+        """The scorer's answer."""
+        ...
+
+    @property
+    def endpoint(self) -> str:
+        """The scorer that answered."""
+        ...
+
+
+class Scoring(Protocol):
+    """The part of `scorer.client.ScorerPool` the extractor uses."""
+
+    async def score(
+        self,
+        model: str,
+        frame: frame_pb2.Frame,
+        timeout: float | None = None,  # noqa: ASYNC109 (the call's deadline, sent to the scorer)
+        metadata: Metadata = (),
+        *,
+        select: Sequence[str] = (),
+        include_inputs: bool = False,
+    ) -> ScoredLike:
+        """Score one frame."""
+        ...
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Scores at or above `review` are reviewed, at or above `decline` declined; below, approved."""
+
+    review: float = 0.5
+    decline: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.review <= self.decline <= 1.0:
+            raise InvalidArgument(
+                f"thresholds need 0 <= review ({self.review}) <= decline ({self.decline}) <= 1"
+            )
+
+    def action(self, score: float) -> extractor_pb2.Action:
+        """The action a score calls for."""
+        if score >= self.decline:
+            return extractor_pb2.ACTION_DECLINE
+        if score >= self.review:
+            return extractor_pb2.ACTION_REVIEW
+        return extractor_pb2.ACTION_APPROVE
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """Where sampled copies go and how they are labelled."""
+
+    producer: ShadowProducer
+    sample: ShadowSample
+    environment: str = ""
+    pool: str = ""
+
+
+class ExtractorCore:
+    """Evaluate transactions: features (velocity included), one scorer call, a decision by thresholds."""
+
+    def __init__(
+        self,
+        features: FeatureExtractor,
+        store: VelocityStore,
+        scoring: Scoring,
+        model: str,
+        *,
+        thresholds: Thresholds | None = None,
+        score_timeout_s: float = 0.05,
+        dense_frames: bool = False,
+        shadow: Shadow | None = None,
+        metrics: ExtractorMetrics | None = None,
+    ) -> None:
+        self.features = features
+        self.store = store
+        self.scoring = scoring
+        self.model = model
+        self.thresholds = thresholds or Thresholds()
+        self.score_timeout_s = score_timeout_s
+        self.shadow = shadow
+        self.metrics = metrics
+        self._encoder = RowEncoder(features.names, dense=dense_frames)
+        self._select = ("probability",)
+
+    async def evaluate(
+        self, tx: extractor_pb2.Transaction, deadline_s: float | None = None, metadata: Metadata = ()
+    ) -> extractor_pb2.Decision:
+        """The decision for one transaction; `deadline_s` is the time left for the whole call."""
+        clock = time.perf_counter
+        started = clock()
+        prepared = self.features.prepare(tx)
+        velocity_started = clock()
+        velocity = await self.store.observe(prepared.event)
+        velocity_done = clock()
+        frame = self._encoder.frame(prepared.derived + velocity)
+        scoring_started = clock()
+        timeout = self.score_timeout_s
+        if deadline_s is not None:
+            timeout = min(timeout, deadline_s - (scoring_started - started))
+            if timeout <= 0:
+                raise Unavailable("the call's deadline passed before scoring could start")
+        scored = await self.scoring.score(self.model, frame, timeout, metadata, select=self._select)
+        done = clock()
+        score = fraud_probability(scored.response)
+        action = self.thresholds.action(score)
+        response = scored.response
+        decision = extractor_pb2.Decision(
+            transaction_id=tx.id, score=score, action=action, model=response.model,
+            version=response.version, scorer=scored.endpoint,
+            timings=extractor_pb2.StageTimings(
+                features_ms=(scoring_started - started) * 1e3, score_ms=(done - scoring_started) * 1e3,
+                total_ms=(done - started) * 1e3, velocity_ms=(velocity_done - velocity_started) * 1e3,
+            ),
+        )  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.stages(scoring_started - started, velocity_done - velocity_started,
+                                done - scoring_started, done - started)  # fmt: skip
+            self.metrics.decided(_ACTION_NAMES[action])
+        shadow = self.shadow
+        if shadow is not None:
+            key = shadow.sample.key_of(tx)
+            if shadow.sample.takes(key):
+                # After the reply is on its way: the copy costs the live call nothing.
+                asyncio.get_running_loop().call_soon(self._copy, shadow, key, tx, frame, decision)
+        return decision
+
+    async def evaluate_batch(
+        self,
+        txs: Sequence[extractor_pb2.Transaction],
+        deadline_s: float | None = None,
+        metadata: Metadata = (),
+    ) -> list[extractor_pb2.Decision]:
+        """Decisions in request order; the first refused transaction fails the batch, naming its index."""
+        for index, tx in enumerate(txs):
+            try:
+                self.features.prepare(tx)
+            except InvalidArgument as err:
+                raise InvalidArgument(f"transactions[{index}]: {err}") from None
+        return list(await asyncio.gather(*(self.evaluate(tx, deadline_s, metadata) for tx in txs)))
+
+    def _copy(
+        self,
+        shadow: Shadow,
+        key: str,
+        tx: extractor_pb2.Transaction,
+        frame: frame_pb2.Frame,
+        decision: extractor_pb2.Decision,
+    ) -> None:
+        loaded = self.features.loaded
+        record = shadow_record(
+            tx, frame, decision, sample_key=shadow.sample.key, spec_name=loaded.spec.name,
+            spec_sha256=loaded.sha256, environment=shadow.environment, pool=shadow.pool,
+        )  # fmt: skip
+        shadow.producer.offer(key, record.SerializeToString())

@@ -1,0 +1,194 @@
+"""The extractor's composition root: metrics, spec, velocity, scorer pool, shadow producer, gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from extractor.check import require_match
+from extractor.core import ExtractorCore, Shadow, Thresholds
+from extractor.features import FeatureExtractor
+from extractor.grpc_api import ExtractorServicer
+from extractor.metrics import ExtractorMetrics
+from extractor.settings import ExtractorSettings
+from extractor.shadow import ShadowProducer, ShadowSample
+from extractor.spec import load_spec
+from extractor.velocity import VelocityStore
+from extractor.velocity.fallback import FallbackVelocityStore
+from extractor.velocity.memory import MemoryVelocityStore
+from extractor.velocity.redis_store import RedisVelocityStore
+from protos.rtscore.v1 import extractor_pb2, extractor_pb2_grpc, frame_pb2, scorer_pb2, scorer_pb2_grpc
+from rtscore.errors import FailedPrecondition, InvalidArgument, Unavailable
+
+if TYPE_CHECKING:
+    from scorer.client import EndpointSource, ScorerPool
+
+log = logging.getLogger(__name__)
+SERVICE = extractor_pb2.DESCRIPTOR.services_by_name["Extractor"].full_name
+
+
+class ExtractorServer:
+    """One extractor process; `async with` opens everything in order and closes it in reverse."""
+
+    def __init__(self, settings: ExtractorSettings) -> None:
+        self.settings = settings
+        self.port = 0
+        self.metrics_port: int | None = None
+        self._stack = AsyncExitStack()
+        self._server: grpc.aio.Server | None = None
+        self._draining = False
+
+    async def __aenter__(self) -> ExtractorServer:
+        s = self.settings
+        stack = self._stack
+        try:
+            self.metrics = ExtractorMetrics()
+            stack.callback(self.metrics.close)
+            self.features = FeatureExtractor(load_spec(s.spec))
+            self.store = self._velocity_store()
+            stack.push_async_callback(self.store.close)
+            self.pool = await stack.enter_async_context(self._pool())
+            await self._check_model()
+            shadow = self._shadow()
+            if shadow is not None:
+                stack.callback(shadow.producer.close)
+            self.core = ExtractorCore(
+                self.features, self.store, self.pool, s.model,
+                thresholds=Thresholds(s.review_at, s.decline_at), score_timeout_s=s.score_timeout_s,
+                dense_frames=s.dense_frames, shadow=shadow, metrics=self.metrics,
+            )  # fmt: skip
+            if s.metrics_port is not None:
+                self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
+            self.health = HealthServicer()
+            self._server = self._grpc_server()
+            self.port = self._server.add_insecure_port(f"{s.host}:{s.port}")
+            await self._server.start()
+            stack.push_async_callback(self._stop_server, 0.0)
+            for name in ("", SERVICE):
+                await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        except BaseException:
+            await stack.aclose()
+            raise
+        log.info("extractor listening", extra={"host": s.host, "port": self.port, "model": s.model})
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stack.aclose()
+
+    def _velocity_store(self) -> VelocityStore:
+        s = self.settings
+        local = MemoryVelocityStore(self.features.plan, max_entities=s.memory_max_entities)
+        if s.velocity == "memory":
+            return local
+        if not s.redis_url:
+            raise InvalidArgument("velocity on Redis needs --redis-url (or RTSCORE_REDIS_URL)")
+        redis = RedisVelocityStore(self.features.plan, s.redis_url, timeout_s=s.velocity_timeout_s)
+        store = FallbackVelocityStore(redis, local, retry_after_s=s.velocity_retry_s)
+        self.metrics.watch("velocity_fallbacks", lambda: store.fallbacks)
+        return store
+
+    def _pool(self) -> ScorerPool:
+        from scorer.client import PoolSettings, ScorerPool, registry_endpoints, static_endpoints
+
+        s = self.settings
+        source: EndpointSource
+        if s.scorers:
+            source = static_endpoints(s.scorers)
+        elif s.registry:
+            source = registry_endpoints(s.registry, pool=s.pool, environment=s.environment)
+        else:
+            raise InvalidArgument("name the scorers (--scorers H:P,…) or a registry and pool")
+        return ScorerPool(source, PoolSettings(default_timeout_s=s.score_timeout_s))
+
+    async def _check_model(self) -> None:
+        """FAILED_PRECONDITION, once, when the spec's features are not exactly the model's inputs."""
+        s = self.settings
+        try:
+            await self.pool.wait_ready(s.model, timeout=s.wait_ready_s)
+        except Unavailable as err:
+            raise Unavailable(f"no scorer hosts {s.model} within {s.wait_ready_s:.0f}s: {err}") from None
+        inputs = await _model_inputs(self.pool.endpoints(), s.model)
+        require_match(self.features.names, inputs, s.model)
+
+    def _shadow(self) -> Shadow | None:
+        s = self.settings
+        if not s.shadow_topic or s.shadow_fraction <= 0:
+            return None
+        if not s.kafka_bootstrap:
+            raise InvalidArgument("shadow copies need Kafka: --kafka-bootstrap or RTSCORE_KAFKA_BOOTSTRAP")
+        producer = ShadowProducer(
+            s.kafka_bootstrap, s.shadow_topic, queue_max=s.shadow_queue_max,
+            message_timeout_ms=s.shadow_message_timeout_ms,
+        ).start()  # fmt: skip
+        counts = producer.counts
+        self.metrics.watch("shadow_offered", lambda: counts.offered)
+        self.metrics.watch("shadow_delivered", lambda: counts.delivered)
+        self.metrics.watch("shadow_dropped", lambda: counts.dropped)
+        sample = ShadowSample(s.shadow_fraction, s.shadow_key)
+        return Shadow(producer, sample, environment=s.environment, pool=s.pool)
+
+    def _grpc_server(self) -> grpc.aio.Server:
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+        servicer = ExtractorServicer(self.core, self.metrics, self.settings.call_timeout_s)
+        extractor_pb2_grpc.add_ExtractorServicer_to_server(servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
+        return server
+
+    async def drain(self) -> None:
+        """Health NOT_SERVING, then stop with the grace for in-flight calls."""
+        if self._draining:
+            return
+        self._draining = True
+        await self.health.enter_graceful_shutdown()
+        await self._stop_server(self.settings.drain_grace_s)
+
+    async def _stop_server(self, grace: float) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.stop(grace)
+
+
+async def _model_inputs(endpoints: list[str], model: str) -> list[frame_pb2.FieldSpec]:
+    """The model's input schema, from the first scorer that describes it."""
+    problems = []
+    for endpoint in endpoints:
+        async with grpc.aio.insecure_channel(endpoint) as channel:
+            try:
+                info = await scorer_pb2_grpc.ScorerStub(channel).GetModel(
+                    scorer_pb2.GetModelRequest(model=model), timeout=5.0
+                )
+            except grpc.aio.AioRpcError as err:
+                problems.append(f"{endpoint}: {err.code().name}: {err.details()}")
+                continue
+        return list(info.inputs)
+    raise FailedPrecondition(f"no scorer describes {model}: {'; '.join(problems) or 'no endpoints'}")
+
+
+async def serve(settings: ExtractorSettings) -> int:
+    """Run one extractor until SIGTERM or SIGINT, then drain; returns the exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    async with ExtractorServer(settings) as server:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        metrics = f" metrics on {settings.metrics_host}:{server.metrics_port}" if server.metrics_port else ""
+        # The one line a supervisor or test reads to learn the port (0 picks a free one).
+        print(f"rtscore extractor: serving on {settings.host}:{server.port}{metrics}", flush=True)
+        await stop.wait()
+        await server.drain()
+    print("rtscore extractor: drained", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,77 @@
+"""Typed settings of the extractor service (environment prefix `RTSCORE_EXTRACTOR_`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ExtractorSettings(BaseSettings):
+    """How one extractor process listens, extracts, scores, decides and copies to the shadow tier."""
+
+    model_config = SettingsConfigDict(env_prefix="RTSCORE_EXTRACTOR_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: int = Field(default=50071, ge=0, le=65535)
+    """gRPC port; 0 picks a free one (printed on the first line)."""
+    spec: Path | None = None
+    """Feature spec (TOML); None: the project's default spec."""
+    model: str = "fraud:champion"
+    """The model every transaction is scored with: name, name@version or a role alias."""
+    scorers: list[str] = Field(default_factory=list)
+    """Static scorer endpoints (host:port); else `registry` and `pool` name them."""
+    registry: str | None = None
+    """Registry address whose membership watch lists the pool's scorers."""
+    pool: str = "default"
+    """Scorer pool name in the registry."""
+    environment: str = "production"
+    """Environment of the pool, also written into shadow records."""
+    review_at: float = Field(default=0.5, ge=0, le=1)
+    """Scores at or above this are reviewed."""
+    decline_at: float = Field(default=0.8, ge=0, le=1)
+    """Scores at or above this are declined."""
+    score_timeout_s: float = Field(default=0.05, gt=0)
+    """Deadline of the scorer call (shortened to what is left of the caller's deadline)."""
+    call_timeout_s: float = Field(default=0.2, gt=0)
+    """Deadline of an Evaluate whose caller set none."""
+    wait_ready_s: float = Field(default=30.0, gt=0)
+    """How long `serve` waits at start for a scorer hosting the model."""
+    dense_frames: bool = False
+    """Send features as Frame.dense (one block of doubles) instead of one column per feature."""
+    velocity: Literal["memory", "redis"] = "memory"
+    """Where velocity state lives: this process, or Redis shared by all extractors."""
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("RTSCORE_EXTRACTOR_REDIS_URL", "RTSCORE_REDIS_URL")
+    )
+    """Redis for `velocity = redis` (RTSCORE_REDIS_URL, as `rtscore services env` prints it)."""
+    velocity_timeout_s: float = Field(default=0.02, gt=0)
+    """A Redis call slower than this falls back to local velocity."""
+    velocity_retry_s: float = Field(default=1.0, gt=0)
+    """After a Redis failure, calls use local velocity this long before Redis is tried again."""
+    memory_max_entities: int = Field(default=200_000, gt=0)
+    """Entities the in-process velocity store keeps (least recently seen evicted)."""
+    shadow_topic: str | None = None
+    """Kafka topic of the shadow copies; None: no copies."""
+    shadow_fraction: float = Field(default=0.0, ge=0, le=1)
+    """Share of transactions copied."""
+    shadow_key: str = "transaction"
+    """What the sample is keyed by: `transaction` (its id) or an entity field such as `card_token`."""
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RTSCORE_EXTRACTOR_KAFKA_BOOTSTRAP", "RTSCORE_KAFKA_BOOTSTRAP"),
+    )
+    """Kafka for the shadow copies (RTSCORE_KAFKA_BOOTSTRAP)."""
+    shadow_queue_max: int = Field(default=20_000, gt=0)
+    """Copies queued locally at most; beyond, copies are dropped and counted."""
+    shadow_message_timeout_ms: int = Field(default=30_000, gt=0)
+    """A copy Kafka has not acknowledged within this is dropped and counted."""
+    metrics_host: str = "127.0.0.1"
+    """Address of the Prometheus endpoint."""
+    metrics_port: int | None = None
+    """Prometheus endpoint port; None: no endpoint."""
+    drain_grace_s: float = Field(default=5.0, ge=0)
+    """Grace for in-flight calls on SIGTERM."""
