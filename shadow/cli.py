@@ -54,6 +54,20 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
 
+    bench = commands.add_parser(
+        "bench", help="one worker's records/s, rows/s and lag (needs Postgres, Kafka)"
+    )
+    bench.add_argument(
+        "--bundle", type=Path, help="default: the seed-scale forest of `rtscore bench fixture`"
+    )
+    bench.add_argument("--frame", type=Path, help="MLeap JSON frame whose rows become the features")
+    bench.add_argument("--models", default="1,3", help="shadow model counts to run, e.g. 1,3")
+    bench.add_argument("--records", type=int, default=20_000, help="backlog drained per count")
+    bench.add_argument("--rate", type=float, default=1_000.0, help="records/s of the steady phase")
+    bench.add_argument("--lag-seconds", type=float, default=20.0, help="length of the steady phase")
+    bench.add_argument("--json", type=Path, help="write the results here too")
+    bench.set_defaults(func=_bench)
+
     label = commands.add_parser("label", help="load chargeback labels: JSON lines {transaction_id, fraud}")
     label.add_argument("--file", type=Path, required=True)
     label.set_defaults(func=_label)
@@ -145,4 +159,24 @@ def _label(args: argparse.Namespace) -> int:
 
     count = asyncio.run(load_labels(_dsn(), args.file))
     print(f"{count} labels stored")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from benchmarks.shadow_bench import bench
+
+    bundle, frame = args.bundle, args.frame
+    if bundle is None or frame is None:
+        from benchmarks.fixture import build_fixture
+
+        paths = build_fixture()
+        bundle, frame = bundle or paths.bundle, frame or paths.frame_json
+    counts = [int(c) for c in args.models.split(",") if c.strip()]
+    if not counts or min(counts) < 1:
+        raise InvalidArgument(f"--models must list positive counts, got {args.models!r}")
+    result = asyncio.run(bench(bundle, frame, sorted(counts), args.records, args.rate, args.lag_seconds))
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text)
     return 0

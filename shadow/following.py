@@ -17,7 +17,7 @@ import grpc
 from protos.rtscore.v1 import registry_pb2 as pb
 from protos.rtscore.v1 import registry_pb2_grpc as pb_grpc
 from registry.follow import BundleCache, DeploymentFollower, RegistryConnection
-from scorer.bundle import load_bundle
+from scorer.bundle import Bundle, load_bundle
 from shadow import metrics
 from shadow.models import ModelSet, ShadowModel
 
@@ -34,7 +34,7 @@ class ShadowModels:
         self._stub = pb_grpc.RegistryStub(self._channel)
         self._cache = BundleCache(bundle_dir)
         self._follower = DeploymentFollower(connection, environment, pool, self.apply, channel=self._channel)
-        self._loaded: dict[str, ShadowModel] = {}  # by sha256: a version loaded once is reused
+        self._bundles: dict[str, Bundle] = {}  # by sha256: loaded once, kept while deployed
         self.current = ModelSet()
         self.changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -61,19 +61,19 @@ class ShadowModels:
     async def apply(self, state: pb.DesiredState) -> None:
         """Load what the state adds (bundles by sha256), drop what it no longer names, swap the set."""
         models = []
+        bundles: dict[str, Bundle] = {}
         for d in state.deployments:
             if d.role != "shadow":
                 continue
-            model = self._loaded.get(d.sha256)
-            if model is None or model.name != d.name or model.version != d.version:
-                path = await self._cache.fetch(
-                    self._stub, self.connection.metadata, d.name, d.version, d.sha256
-                )
+            bundle = bundles.get(d.sha256) or self._bundles.get(d.sha256)
+            if bundle is None:  # the same bytes deployed under several names are loaded once
+                metadata = self.connection.metadata
+                path = await self._cache.fetch(self._stub, metadata, d.name, d.version, d.sha256)
                 bundle = await asyncio.to_thread(load_bundle, path)
-                model = ShadowModel(d.name, d.version, d.sha256, bundle)
-            models.append(model)
+            bundles[d.sha256] = bundle
+            models.append(ShadowModel(d.name, d.version, d.sha256, bundle))
         self.current = ModelSet(state.revision, tuple(models))
-        self._loaded = {m.sha256: m for m in models}
+        self._bundles = bundles
         metrics.MODELS.set(len(models))
         log.info("shadow models at revision %d: %s", state.revision, self.current.refs())
         self.changed.set()
