@@ -1,0 +1,1 @@
+"""`rtscore demo`: the whole platform, from training to a live promotion, in one command."""
