@@ -78,18 +78,25 @@ class Endpoint:
 
     def observe(self, rtt_s: float) -> None:
         """Fold in one answered call's latency: a slower one raises the cost at once, a faster one decays."""
+        self._fold(rtt_s)
+        self.failures = 0
+
+    def observe_failure(self, rtt_s: float) -> bool:
+        """Charge a failed call at least the failure penalty; True once the endpoint should be ejected."""
+        self._fold(max(rtt_s, self.settings.failure_penalty_s))
+        self.failures += 1
+        return self.failures >= self.settings.eject_after_failures
+
+    def observe_unfinished(self, waited_s: float) -> None:
+        """A call abandoned after `waited_s` without an answer: its latency was at least that."""
+        self._fold(waited_s)
+
+    def _fold(self, rtt_s: float) -> None:
         now = time.monotonic()
         weight = math.exp((self.stamp - now) / self._decay)
         current = self.ewma_s * weight
         self.ewma_s = rtt_s if rtt_s > current else current + (rtt_s - current) * (1.0 - weight)
         self.stamp = now
-        self.failures = 0
-
-    def observe_failure(self, rtt_s: float) -> bool:
-        """Charge a failed call at least the failure penalty; True once the endpoint should be ejected."""
-        self.observe(max(rtt_s, self.settings.failure_penalty_s))
-        self.failures += 1
-        return self.failures >= self.settings.eject_after_failures
 
     # --- health, off the call path ------------------------------------------------------------------
 

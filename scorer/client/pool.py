@@ -254,6 +254,10 @@ class ScorerPool:
             elif code != grpc.StatusCode.CANCELLED and endpoint.observe_failure(elapsed) and self._balancer:
                 self._balancer.failed(endpoint)
             raise
+        except asyncio.CancelledError:
+            # a hedge's loser (or a caller gone): it took at least this long, so it must not look fast
+            endpoint.observe_unfinished(time.perf_counter() - start)
+            raise
         finally:
             endpoint.in_flight -= 1
         elapsed = time.perf_counter() - start
@@ -279,7 +283,7 @@ class ScorerPool:
 
     # --- what happened ------------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> dict[str, Any]:
         """Calls per endpoint (`pool`), `retries`, `hedges` and the rest of the pool's counts."""
         return self.telemetry.snapshot()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from opentelemetry import metrics
 
@@ -73,7 +74,7 @@ class PoolTelemetry:
         self.batched_rows += rows
         self._batch_rows.record(rows)
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> dict[str, Any]:
         """The plain counts: `pool` (calls per endpoint), `retries`, `hedges`, and the rest."""
         return {
             "pool": dict(sorted(self.picks.items())),

@@ -1,0 +1,156 @@
+"""One pool call against real scorer processes: `rtscore score --scorers`, errors that pass through or
+say why, deadlines and hedging around a stalled scorer, and micro-batches that give each caller its row."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from protos.rtscore.v1 import frame_pb2
+from rtscore.errors import Unavailable
+from scorer.bundle import load_bundle
+from scorer.client import PoolSettings, ScorerCallError, ScorerPool, static_endpoints
+from scorer.frame import LeapFrame
+from tests.integration.test_scorer_pool import DEMO, DEMO_FRAME, Scorer
+from tests.paths import ROOT
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+# Nothing listens on port 1: a pool member that refuses every connection.
+DEAD = "127.0.0.1:1"
+NAMES = ("demo:a", "demo:c", "demo:d")
+
+
+@pytest.fixture(name="scorers", scope="module")
+def scorers_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Scorer]]:
+    """Two demo scorers started together."""
+    cache = tmp_path_factory.mktemp("cache")
+    started = [Scorer(name, cache) for name in ("one", "two")]
+    try:
+        for scorer in started:
+            scorer.wait_started()
+        yield started
+    finally:
+        for scorer in started:
+            scorer.stop()
+
+
+def one_row(values: tuple[float, float, float]) -> frame_pb2.Frame:
+    """A one-row demo frame."""
+    columns = [
+        frame_pb2.Column(name=n, type=frame_pb2.COLUMN_TYPE_DOUBLE, doubles=[v])
+        for n, v in zip(NAMES, values, strict=True)
+    ]
+    return frame_pb2.Frame(rows=1, columns=columns)
+
+
+def rtscore(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rtscore.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_score_cli_through_a_pool_prints_what_one_target_prints(scorers: list[Scorer]) -> None:
+    one, two = scorers
+    pool = f"{DEAD},{one.target},{two.target}"
+    frame = str(DEMO_FRAME)
+    direct, pooled, ghost = await asyncio.gather(
+        asyncio.to_thread(rtscore, "score", "--target", one.target, "--model", "demo", "--frame", frame),
+        asyncio.to_thread(rtscore, "score", "--scorers", pool, "--model", "demo", "--frame", frame),
+        asyncio.to_thread(
+            rtscore, "score", "--scorers", f"{one.target},{two.target}", "--model", "ghost", "--frame", frame
+        ),
+    )
+    assert direct.returncode == 0, direct.stderr
+    assert pooled.returncode == 0, pooled.stderr
+    assert pooled.stdout == direct.stdout
+    assert json.loads(pooled.stdout)["schema"]["fields"][-1]["name"] == "demo:prediction"
+    assert ghost.returncode == 1
+    assert ghost.stdout == ""
+    assert ghost.stderr.splitlines() == [
+        f"rtscore score: NOT_FOUND: no scorer hosts 'ghost' ({one.target},{two.target})"
+    ]
+
+
+async def test_caller_errors_pass_through_and_unready_models_say_why(scorers: list[Scorer]) -> None:
+    one, _ = scorers
+    async with ScorerPool(static_endpoints([DEAD, one.target])) as pool:
+        await pool.wait_ready("demo", timeout=10)
+        wrong = frame_pb2.Frame(rows=1, columns=[frame_pb2.Column(name="demo:a", doubles=[1.0])])
+        with pytest.raises(ScorerCallError) as refused:
+            await pool.score("demo", wrong, timeout=2)
+        assert refused.value.code.name == "INVALID_ARGUMENT"
+        assert refused.value.endpoint == one.target
+        with pytest.raises(Unavailable) as unready:
+            await pool.wait_ready("ghost", timeout=0.5)
+        message = str(unready.value)
+        assert f"{one.target}: SERVICE_UNKNOWN" in message
+        assert f"{DEAD}: health watch: UNAVAILABLE" in message
+        stats = pool.stats()
+    assert stats["retries"] == 0  # a caller's mistake is not retried elsewhere
+    assert stats["pool"] == {one.target: 1}  # and the dead member never got a call
+
+
+async def test_deadline_holds_and_hedges_answer_around_a_stalled_scorer(scorers: list[Scorer]) -> None:
+    one, two = scorers
+    frame = one_row((1.0, 2.0, 3.0))
+    settings = PoolSettings(hedge=True, hedge_delay_s=0.02, hedge_max_share=1.0)
+    async with (
+        ScorerPool(static_endpoints([two.target])) as alone,
+        ScorerPool(static_endpoints([one.target, two.target]), settings) as hedged,
+    ):
+        await alone.wait_ready("demo", timeout=10)
+        await hedged.wait_ready("demo", timeout=10)
+        os.kill(two.proc.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(ScorerCallError) as late:
+                await alone.score("demo", frame, timeout=0.2)
+            assert late.value.code.name == "DEADLINE_EXCEEDED"
+            assert time.monotonic() - started < 1.0
+            answers = []
+            for _ in range(10):
+                answers += await asyncio.gather(*(hedged.score("demo", frame, timeout=1.0) for _ in range(3)))
+        finally:
+            os.kill(two.proc.pid, signal.SIGCONT)
+        stats = hedged.stats()
+    assert {a.endpoint for a in answers} == {one.target}
+    assert stats["hedges"] >= 1
+    assert stats["hedge_wins"] == stats["hedges"]  # a stopped scorer never answers first
+    assert any(a.hedged for a in answers)
+
+
+async def test_micro_batches_give_each_caller_its_own_row(scorers: list[Scorer]) -> None:
+    rng = np.random.default_rng(3)
+    rows = [(float(a), float(b), float(c)) for a, b, c in rng.normal(size=(40, 3))]
+    leap = LeapFrame.from_mleap_json(
+        {
+            "schema": {"fields": [{"name": n, "type": "double"} for n in NAMES]},
+            "rows": [list(r) for r in rows],
+        }
+    )
+    expected = load_bundle(DEMO, cache=None).transform(leap).column("demo:prediction").tolist()
+    settings = PoolSettings(batch=True, batch_max_rows=16)
+    async with ScorerPool(static_endpoints([s.target for s in scorers]), settings) as pool:
+        await pool.wait_ready("demo", timeout=10)
+        answers = await asyncio.gather(*(pool.score("demo", one_row(r), timeout=2) for r in rows))
+        stats = pool.stats()
+    got = []
+    for answer in answers:
+        assert answer.response.frame.rows == 1
+        column = next(c for c in answer.response.frame.columns if c.name == "demo:prediction")
+        got.append(column.doubles[0])
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert stats["batched_rows"] == 40
+    batches = stats["batches"]
+    assert isinstance(batches, int)
+    assert batches <= 40 // 16 + 2

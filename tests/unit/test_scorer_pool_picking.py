@@ -1,0 +1,127 @@
+"""The pool's pieces of logic alone: power of two choices, peak EWMA, the hedge budget, the running p95,
+joining and splitting frames, and settings that cannot work."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from protos.rtscore.v1 import frame_pb2
+from rtscore.errors import InvalidArgument
+from scorer.client import PoolSettings, static_endpoints
+from scorer.client.endpoint import Endpoint
+from scorer.client.frames import dense_frame, join_rows, layout, split_rows
+from scorer.client.hedging import HedgeBudget, RunningQuantile
+from scorer.client.picker import Picker
+
+SETTINGS = PoolSettings()
+
+
+@pytest_asyncio.fixture(name="endpoints")
+async def endpoints_fixture() -> AsyncIterator[list[Endpoint]]:
+    """Three endpoints nobody calls (their channels never connect: nothing is sent)."""
+    made = [Endpoint(f"127.0.0.1:{port}", SETTINGS, None, lambda *_: None) for port in (1, 2, 3)]
+    yield made
+    for endpoint in made:
+        await endpoint.close()
+
+
+async def test_equal_endpoints_are_picked_evenly_and_excluded_ones_never(endpoints: list[Endpoint]) -> None:
+    picker = Picker(tuple(endpoints), SETTINGS.cost_tolerance)
+    picks = Counter(picker.pick() for _ in range(6000))
+    assert set(picks) == set(endpoints)
+    for count in picks.values():
+        assert abs(count - 2000) < 200
+    excluded = Counter(picker.pick(exclude=endpoints[:2]) for _ in range(100))
+    assert excluded == Counter({endpoints[2]: 100})
+    assert picker.pick(exclude=endpoints) is None
+
+
+async def test_a_clearly_costlier_endpoint_loses_every_comparison(endpoints: list[Endpoint]) -> None:
+    slow, busy, fast = endpoints
+    slow.observe(0.010)  # 10x the others' initial 1 ms
+    busy.in_flight = 4  # 5x the cost of an idle one
+    picker = Picker(tuple(endpoints), SETTINGS.cost_tolerance)
+    picks = Counter(picker.pick() for _ in range(3000))
+    assert slow not in picks
+    assert 800 < picks[busy] < 1200  # only when the pair drawn is (slow, busy): a third of the time
+    assert picks[fast] == 3000 - picks[busy]
+
+
+async def test_peak_ewma_rises_at_once_and_decays_back(endpoints: list[Endpoint]) -> None:
+    endpoint = endpoints[0]
+    endpoint.observe(0.050)
+    now = time.monotonic()
+    assert endpoint.cost(now) == pytest.approx(0.050, rel=0.01)
+    endpoint.observe(0.001)  # a fast answer right after moves it only a little
+    assert endpoint.ewma_s > 0.040
+    later = now + 5 * SETTINGS.ewma_decay_s
+    assert endpoint.cost(later) < 0.050 * 0.01  # idle, its cost decays toward zero and it is tried again
+
+
+async def test_a_fast_failure_is_charged_the_penalty_and_ejects_after_a_streak(
+    endpoints: list[Endpoint],
+) -> None:
+    endpoint = endpoints[0]
+    verdicts = [endpoint.observe_failure(0.0001) for _ in range(SETTINGS.eject_after_failures)]
+    assert verdicts == [False] * (SETTINGS.eject_after_failures - 1) + [True]
+    assert endpoint.ewma_s >= SETTINGS.failure_penalty_s * 0.9
+    endpoint.observe(0.001)
+    assert endpoint.failures == 0
+
+
+def test_hedges_stay_within_their_share() -> None:
+    budget = HedgeBudget(0.05, burst=10)
+    granted = 0
+    for _ in range(1000):
+        budget.earn()
+        granted += budget.spend()
+    assert 45 <= granted <= 51  # 5% of the calls, plus the token it starts with
+    assert not HedgeBudget(0.0).spend()
+
+
+def test_running_quantile_follows_recent_latencies() -> None:
+    quantile = RunningQuantile(0.95, size=200, initial_s=0.5)
+    for i in range(400):
+        quantile.record(0.001 * (i % 100 + 1))
+    assert quantile.value == pytest.approx(0.096, abs=0.002)
+
+
+def test_frames_join_into_one_batch_and_split_back_per_caller() -> None:
+    doubles = frame_pb2.COLUMN_TYPE_DOUBLE
+    frames = [
+        frame_pb2.Frame(rows=1, columns=[
+            frame_pb2.Column(name="a", type=doubles, doubles=[float(i)]),
+            frame_pb2.Column(name="b", type=doubles, doubles=[float(-i)]),
+        ])
+        for i in range(5)
+    ]  # fmt: skip
+    assert len({layout(f) for f in frames}) == 1
+    columnar = join_rows(frames, dense=False)
+    assert columnar.rows == 5
+    assert list(columnar.columns[0].doubles) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    dense = join_rows(frames, dense=True)
+    assert list(dense.dense.names) == ["a", "b"]
+    values = np.frombuffer(dense.dense.values, dtype="<f8").reshape(5, 2)
+    np.testing.assert_array_equal(values, [[i, -i] for i in range(5)])
+    assert dense == dense_frame(["a", "b"], [[float(i), float(-i)] for i in range(5)])
+    for original, part in zip(frames, split_rows(columnar, [1] * 5), strict=True):
+        assert part == original
+    halves = split_rows(dense, [2, 3])
+    assert [p.rows for p in halves] == [2, 3]
+    assert halves[1].dense.values == dense.dense.values[32:]
+
+
+def test_settings_and_endpoints_that_cannot_work_are_refused() -> None:
+    with pytest.raises(InvalidArgument, match="batch_wait_s"):
+        PoolSettings(batch_wait_s=0.001)
+    with pytest.raises(InvalidArgument, match="max_attempts"):
+        PoolSettings(max_attempts=0)
+    with pytest.raises(InvalidArgument, match="HOST:PORT"):
+        static_endpoints("127.0.0.1:1,nohost")
+    assert static_endpoints("127.0.0.1:1, 127.0.0.1:2").addresses == ["127.0.0.1:1", "127.0.0.1:2"]
