@@ -24,6 +24,17 @@ _SETTINGS_FLAGS = {
     "metrics_port": "metrics_port",
     "log_level": "log_level",
     "event_loop": "event_loop",
+    "registry": "registry",
+    "pool": "pool",
+    "env": "environment",
+    "token_file": "registry_token_file",
+    "registry_ca": "registry_ca",
+    "operator_token_file": "operator_token_file",
+    "advertise": "advertise",
+    "heartbeat_ttl": "heartbeat_ttl_s",
+    "tls_cert": "tls_cert",
+    "tls_key": "tls_key",
+    "tls_client_ca": "tls_client_ca",
 }
 
 
@@ -61,6 +72,24 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     serve.add_argument("--metrics-port", type=int, help="Prometheus endpoint port (worker i: port + i)")
     serve.add_argument("--log-level", help="log level (default INFO)")
     serve.add_argument("--event-loop", choices=("uvloop", "asyncio"), help="asyncio loop (default uvloop)")
+    follow = serve.add_argument_group("following a registry (models come from its deployments)")
+    follow.add_argument("--registry", metavar="HOST:PORT", help="registry to follow")
+    follow.add_argument("--pool", help="pool whose deployments to host (default: default)")
+    follow.add_argument("--env", help="environment whose deployments to host (default: production)")
+    follow.add_argument("--token-file", metavar="FILE", help="file with the registry token (service role)")
+    follow.add_argument("--registry-ca", metavar="PEM", help="CA of the registry's TLS certificate")
+    follow.add_argument("--advertise", metavar="HOST:PORT", help="endpoint announced to the membership")
+    follow.add_argument("--heartbeat-ttl", type=float, metavar="SECONDS", help="membership ttl (default 3)")
+    admin = serve.add_argument_group("admin calls and TLS")
+    admin.add_argument(
+        "--operator-token-file", metavar="FILE", help="LoadModel/UnloadModel callers must send this token"
+    )
+    admin.add_argument(
+        "--load-dir", action="append", default=[], metavar="DIR", help="LoadModel may read bundles here"
+    )
+    admin.add_argument("--tls-cert", metavar="PEM", help="server certificate chain (TLS)")
+    admin.add_argument("--tls-key", metavar="PEM", help="server private key (TLS)")
+    admin.add_argument("--tls-client-ca", metavar="PEM", help="CA of client certificates (mutual TLS)")
     serve.set_defaults(func=_serve)
 
 
@@ -75,6 +104,8 @@ def _serve(args: argparse.Namespace) -> int:
     from scorer.service.workers import run_workers
 
     given = {field: getattr(args, flag) for flag, field in _SETTINGS_FLAGS.items()}
+    if args.load_dir:
+        given["load_dirs"] = args.load_dir
     try:
         settings = ScorerSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as err:

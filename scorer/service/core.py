@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
@@ -101,8 +101,20 @@ class ScorerCore:
 
     async def load(self, name: str, version: str, path: str, canary: Canary | None = None) -> HostedModel:
         """Load the bundle at `path` as `name`, check its canary, then swap it in atomically."""
-        if not name or "@" in name:
-            raise InvalidArgument(f"model name {name!r} must be non-empty and contain no '@'")
+        hosted = await self.prepare(name, version, path, canary)
+        async with self._swap_lock:
+            previous = self.table.install(hosted)
+            await self._changed()
+        if previous is not None:
+            await previous.drained()
+            log.info("model version retired", extra={"model": previous.ref})
+        return hosted
+
+    async def prepare(self, name: str, version: str, path: str, canary: Canary | None = None) -> HostedModel:
+        """Load the bundle at `path` as version `version` of `name` and pass its canary, without routing
+        any call to it yet (`load` or `route` does that); CanaryFailed if the canary is wrong."""
+        if not name or "@" in name or ":" in name:
+            raise InvalidArgument(f"model name {name!r} must be non-empty and contain no '@' or ':'")
         start = time.perf_counter()
         # Loading compiles forests: a thread of its own keeps it off the loop and the scoring pool.
         model = await asyncio.to_thread(self._load_model, path)
@@ -112,18 +124,30 @@ class ScorerCore:
         if canary is not None:
             result = await self._run_canary(hosted, budget_s=None)  # first call may warm caches
             if not result.ok:
-                raise CanaryFailed(f"model {hosted.ref} from {path}: {result.reason}; not loaded")
+                raise CanaryFailed(
+                    f"model {hosted.ref} from {path}: canary failed: {result.reason}; not loaded"
+                )
         seconds = time.perf_counter() - start
-        async with self._swap_lock:
-            previous = self.table.install(hosted)
-            await self._changed()
         log.info("model loaded", extra={"model": hosted.ref, "path": path, "seconds": round(seconds, 4)})
         for events in self._events:
             events.model_loaded(hosted, seconds)
-        if previous is not None and previous is not hosted:
-            await previous.drained()
-            log.info("model version retired", extra={"model": previous.ref})
         return hosted
+
+    async def route(
+        self,
+        hosted: Sequence[HostedModel],
+        active: Mapping[str, HostedModel],
+        aliases: Mapping[str, HostedModel],
+    ) -> list[HostedModel]:
+        """Switch every name and alias at once (see `ModelTable.route`); returns the versions dropped,
+        once their in-flight calls have finished."""
+        async with self._swap_lock:
+            dropped = self.table.route(hosted, active, aliases)
+            await self._changed()
+        for old in dropped:
+            await old.drained()
+            log.info("model version retired", extra={"model": old.ref})
+        return dropped
 
     async def unload(self, ref: str) -> HostedModel:
         """Stop routing to the model `ref` names and return once its in-flight calls finished."""

@@ -18,7 +18,7 @@ SERVICES = ("rtscore.v1.Scorer", "ml.combust.mleap.pb.Mleap")
 
 
 class HealthBoard:
-    """Publishes health: `""` and each service SERVING iff some model serves; each model by name."""
+    """Publishes health: `""` and each service SERVING iff some model serves; each model by every address."""
 
     def __init__(self, servicer: HealthServicer) -> None:
         self.servicer = servicer
@@ -26,11 +26,8 @@ class HealthBoard:
 
     async def models_changed(self, table: ModelTable) -> None:
         """Republish every status from the table."""
-        statuses: dict[str, int] = {}
-        for hosted in table.models():
-            status = SERVING if hosted.serving else NOT_SERVING
-            statuses[hosted.name] = status
-            statuses[hosted.ref] = status
+        # Every address a call can use (name, name@version, role alias) has a status of its own.
+        statuses = {ref: SERVING if h.serving else NOT_SERVING for ref, h in table.routes().items()}
         overall = SERVING if SERVING in statuses.values() else NOT_SERVING
         for service in ("", *SERVICES):
             await self.servicer.set(service, overall)

@@ -11,6 +11,7 @@ from protos.ml.bundle import bundle_pb2
 from protos.ml.combust.mleap.pb import grpc_pb2_grpc, mleap_pb2
 from rtscore.errors import InvalidArgument, RtscoreError
 from scorer.frame import Field, LeapFrame
+from scorer.service.admin import AdminGuard
 from scorer.service.calls import CallRecorder, handled
 from scorer.service.core import ScorerCore
 from scorer.service.errors import Draining, ModelNotFound, OverloadError
@@ -74,23 +75,30 @@ def _selected(frame: LeapFrame, options: mleap_pb2.TransformOptions) -> LeapFram
 class MleapServicer(grpc_pb2_grpc.MleapServicer):
     """MLeap's serving API: models by name, frames as MLeap JSON bytes."""
 
-    def __init__(self, core: ScorerCore, recorder: CallRecorder | None = None) -> None:
+    def __init__(
+        self, core: ScorerCore, recorder: CallRecorder | None = None, admin: AdminGuard | None = None
+    ) -> None:
         self.core = core
         self.recorder = recorder
+        self.admin = admin or AdminGuard(token=None, locked=False)
 
     @handled("mleap.LoadModel")
     async def LoadModel(self, request: mleap_pb2.LoadModelRequest, context: Any) -> mleap_pb2.Model:  # noqa: N802
-        """Load (or swap in) a bundle from a file URI."""
+        """Load (or swap in) a bundle from a file URI (operator only when so configured)."""
+        self.admin.check_caller(context, "LoadModel")
         if not request.uri:
             raise InvalidArgument("LoadModel needs the uri of a bundle")
-        hosted = await self.core.load(request.model_name, "", bundle_path(request.uri))
+        path = bundle_path(request.uri)
+        self.admin.check_path(path)
+        hosted = await self.core.load(request.model_name, "", path)
         return _model(hosted, request.config)
 
     @handled("mleap.UnloadModel")
     async def UnloadModel(  # noqa: N802 (gRPC method name)
         self, request: mleap_pb2.UnloadModelRequest, context: Any
     ) -> mleap_pb2.Model:
-        """Unload a model once its in-flight calls finish."""
+        """Unload a model once its in-flight calls finish (operator only when so configured)."""
+        self.admin.check_caller(context, "UnloadModel")
         return _model(await self.core.unload(request.model_name))
 
     @handled("mleap.GetModel")

@@ -39,12 +39,20 @@ ModelLoader = Callable[[str], ScoringModel]
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model the scorer should host: name, bundle path, optional version (default: digest) and canary."""
+    """A model the scorer should host: name, bundle path, optional version (default: digest) and canary;
+    from a registry also the bundle's sha256 and the roles (`champion`, `shadow`) it plays."""
 
     name: str
     path: str
     version: str = ""
     canary: Canary | None = None
+    sha256: str = ""
+    roles: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        """`name@version` (the bare name when the version is not known yet)."""
+        return f"{self.name}@{self.version}" if self.version else self.name
 
 
 @dataclass(eq=False)

@@ -7,6 +7,7 @@ import grpc
 from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
 from rtscore.errors import InvalidArgument
 from scorer.frame import FrameError
+from scorer.service.admin import AdminGuard
 from scorer.service.calls import CallRecorder, handled
 from scorer.service.canary import Canary
 from scorer.service.core import ScorerCore
@@ -36,9 +37,12 @@ def model_info(hosted: HostedModel) -> scorer_pb2.ModelInfo:
 class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
     """rtscore's own scoring API."""
 
-    def __init__(self, core: ScorerCore, recorder: CallRecorder | None = None) -> None:
+    def __init__(
+        self, core: ScorerCore, recorder: CallRecorder | None = None, admin: AdminGuard | None = None
+    ) -> None:
         self.core = core
         self.recorder = recorder
+        self.admin = admin or AdminGuard(token=None, locked=False)
 
     @handled("Score")
     async def Score(  # noqa: N802 (gRPC method name)
@@ -87,12 +91,14 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
     async def LoadModel(  # noqa: N802 (gRPC method name)
         self, request: scorer_pb2.LoadModelRequest, context: grpc.aio.ServicerContext
     ) -> scorer_pb2.ModelInfo:
-        """Load (or swap in) a bundle from a path."""
+        """Load (or swap in) a bundle from a path (operator only when so configured)."""
+        self.admin.check_caller(context, "LoadModel")
         if not request.path:
             raise InvalidArgument("LoadModel needs the path of a bundle")
         canary = None
         if request.HasField("canary_frame") != request.HasField("canary_expected"):
             raise InvalidArgument("a canary needs both canary_frame and canary_expected")
+        self.admin.check_path(request.path)
         if request.HasField("canary_frame"):
             canary = Canary(
                 to_leap_frame(request.canary_frame, {}), to_leap_frame(request.canary_expected, {})
@@ -104,6 +110,7 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
     async def UnloadModel(  # noqa: N802 (gRPC method name)
         self, request: scorer_pb2.UnloadModelRequest, context: grpc.aio.ServicerContext
     ) -> scorer_pb2.UnloadModelResponse:
-        """Unload a model once its in-flight calls finish."""
+        """Unload a model once its in-flight calls finish (operator only when so configured)."""
+        self.admin.check_caller(context, "UnloadModel")
         hosted = await self.core.unload(request.model)
         return scorer_pb2.UnloadModelResponse(name=hosted.name, version=hosted.version)

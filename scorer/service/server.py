@@ -8,6 +8,7 @@ import ctypes
 import ctypes.util
 import logging
 import signal
+import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, suppress
@@ -20,7 +21,17 @@ from grpc_reflection.v1alpha import reflection
 
 from protos.ml.combust.mleap.pb import grpc_pb2, grpc_pb2_grpc
 from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
+from registry.follow import BundleCache, RegistryConnection
+from rtscore.errors import InvalidArgument
+from rtscore.tls import server_credentials
+from scorer.service.admin import AdminGuard, read_token
 from scorer.service.core import ScorerCore
+from scorer.service.following import (
+    RefusalCounter,
+    RegistryFollowing,
+    TableChanges,
+    default_bundle_cache_dir,
+)
 from scorer.service.health import HealthBoard
 from scorer.service.metrics import ScorerMetrics
 from scorer.service.mleap_api import MleapServicer
@@ -29,6 +40,9 @@ from scorer.service.scorer_api import ScorerServicer
 from scorer.service.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
+
+# How long `serve` waits for the registry's first desired state before it reports the port anyway.
+FIRST_STATE_S = 30.0
 
 
 def name_os_thread(name: str) -> None:
@@ -57,6 +71,7 @@ class ScorerServer:
         self._stack = AsyncExitStack()
         self._server: grpc.aio.Server | None = None
         self._draining = False
+        self.following: RegistryFollowing | None = None
 
     async def __aenter__(self) -> ScorerServer:
         s = self.settings
@@ -73,17 +88,28 @@ class ScorerServer:
         if s.metrics_port is not None:
             self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
         self.health = HealthBoard(HealthServicer())
+        self._changes = TableChanges()
+        self.admin = AdminGuard(
+            token=read_token(s.operator_token_file), locked=s.registry is not None, load_dirs=s.load_dirs
+        )
         budget = s.canary_budget_ms / 1e3
         self.core = ScorerCore(
             self._loader, pool, max_in_flight=s.max_in_flight, canary_budget_s=budget,
-            events=[self.health, self.metrics], inline_rows=s.inline_rows,
+            events=[self.health, self.metrics, self._changes], inline_rows=s.inline_rows,
             inline_budget_s=s.inline_budget_ms / 1e3,
         )  # fmt: skip
         await self.health.models_changed(self.core.table)
         self._server = self._grpc_server()
-        self.port = self._server.add_insecure_port(f"{s.host}:{s.port}")
+        credentials = server_credentials(s.tls_cert, s.tls_key, s.tls_client_ca)
+        address = f"{s.host}:{s.port}"
+        if credentials is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, credentials)
         await self._server.start()
         stack.push_async_callback(self._stop_server, 0.0)
+        if s.registry is not None:
+            self.following = await stack.enter_async_context(self._following())
         canaries = asyncio.create_task(self._canary_loop(), name="rtscore-canaries")
         stack.push_async_callback(_cancel, canaries)
         loop = type(asyncio.get_running_loop())
@@ -106,8 +132,10 @@ class ScorerServer:
             ("grpc.max_send_message_length", s.max_message_bytes),
         ]
         server = grpc.aio.server(options=options)
-        scorer_pb2_grpc.add_ScorerServicer_to_server(ScorerServicer(self.core, self.metrics), server)
-        grpc_pb2_grpc.add_MleapServicer_to_server(MleapServicer(self.core, self.metrics), server)
+        scorer_pb2_grpc.add_ScorerServicer_to_server(
+            ScorerServicer(self.core, self.metrics, self.admin), server
+        )
+        grpc_pb2_grpc.add_MleapServicer_to_server(MleapServicer(self.core, self.metrics, self.admin), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, server)
         names = (
             scorer_pb2.DESCRIPTOR.services_by_name["Scorer"].full_name,
@@ -117,6 +145,25 @@ class ScorerServer:
         )
         reflection.enable_server_reflection(names, server)
         return server
+
+    def _following(self) -> RegistryFollowing:
+        s = self.settings
+        assert s.registry is not None
+        connection = RegistryConnection(s.registry, read_token(s.registry_token_file) or "", ca=s.registry_ca)
+        return RegistryFollowing(
+            self.core, connection, environment=s.environment, pool=s.pool, endpoint=self.endpoint,
+            cache=BundleCache(s.bundle_cache_dir or default_bundle_cache_dir()), changes=self._changes,
+            ttl_s=s.heartbeat_ttl_s, backoff_max_s=s.registry_backoff_max_s,
+            refusals=[RefusalCounter(self.metrics.registry)],
+        )  # fmt: skip
+
+    @property
+    def endpoint(self) -> str:
+        """host:port this scorer announces to the registry."""
+        if self.settings.advertise:
+            return self.settings.advertise
+        host = self.settings.host
+        return f"{socket.getfqdn() if host in ('0.0.0.0', '::', '') else host}:{self.port}"
 
     async def load(self, spec: ModelSpec) -> HostedModel:
         """Load one model (or swap in a new version of it)."""
@@ -139,6 +186,10 @@ class ScorerServer:
         log.info("draining", extra={"grace_s": grace})
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
+        if self.following is not None:
+            # Clients learn from the membership first, while the port still answers.
+            await self.following.leave()
+            await asyncio.sleep(min(self.settings.leave_grace_s, max(0.0, deadline - loop.time())))
         await self.health.shut_down()
         # The server keeps accepting while scoring calls finish, so a late call gets a clear
         # UNAVAILABLE from the gate (which clients retry elsewhere) instead of a transport cancel.
@@ -162,9 +213,13 @@ async def serve(settings: ScorerSettings, models: list[ModelSpec]) -> int:
     """Run one scorer until SIGTERM or SIGINT, then drain; returns the exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    if settings.registry is not None and models:
+        raise InvalidArgument("a scorer following a registry takes its models from it: drop --model")
     async with ScorerServer(settings) as server:
         for spec in models:
             await server.load(spec)
+        if server.following is not None and not await server.following.wait_first_state(FIRST_STATE_S):
+            log.warning("no desired state from the registry yet; serving nothing until it answers")
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         metrics = f" metrics on {settings.metrics_host}:{server.metrics_port}" if server.metrics_port else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -49,3 +50,35 @@ class ScorerSettings(BaseSettings):
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     """The asyncio event loop: uvloop runs the loop's own work (tasks, callbacks, wake-ups) in C; on the
     seed forest it cut the server's CPU per call by ~15% and raised one caller's rate by 14-26%."""
+    tls_cert: Path | None = None
+    """PEM certificate chain; with tls_key, the gRPC port speaks TLS (as the registry's settings)."""
+    tls_key: Path | None = None
+    """PEM private key of tls_cert."""
+    tls_client_ca: Path | None = None
+    """PEM CA bundle; when set, only clients presenting a certificate it signed get in (mutual TLS)."""
+    operator_token_file: Path | None = None
+    """File holding the operator token that LoadModel/UnloadModel callers must present as
+    `authorization: Bearer <token>`. Without it, a registry-following scorer refuses them all."""
+    load_dirs: list[Path] = Field(default_factory=list)
+    """Standalone mode: directories LoadModel may load bundles from (empty: any path the process reads)."""
+    registry: str | None = None
+    """host:port of the registry to follow; None serves only --model bundles and LoadModel calls."""
+    registry_token_file: Path | None = None
+    """File holding the bearer token for the registry (a `service` role token)."""
+    registry_ca: Path | None = None
+    """PEM CA of the registry's TLS certificate; set it when the registry speaks TLS."""
+    pool: str = "default"
+    """Registry pool whose deployments this scorer hosts."""
+    environment: str = "production"
+    """Registry environment whose deployments this scorer hosts."""
+    advertise: str | None = None
+    """host:port announced to the registry's membership; default: host and the bound port."""
+    heartbeat_ttl_s: float = Field(default=3.0, gt=0, le=3600)
+    """Membership lasts this long after each heartbeat; heartbeats go every third of it."""
+    leave_grace_s: float = Field(default=0.5, ge=0)
+    """On SIGTERM, time between leaving the membership and closing the port, so clients move away."""
+    bundle_cache_dir: Path | None = None
+    """Bundles downloaded from the registry, by sha256, shared by the host's scorers; default
+    `$RTSCORE_CACHE_DIR/bundles` or `~/.cache/rtscore/bundles`."""
+    registry_backoff_max_s: float = Field(default=5.0, gt=0)
+    """Longest wait between retries when the registry is unreachable (jittered, exponential)."""

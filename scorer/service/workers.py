@@ -1,7 +1,13 @@
-"""`--workers N`: N scorer processes on one port (SO_REUSEPORT), supervised by this process."""
+"""`--workers N`: N scorer processes on one port (SO_REUSEPORT), supervised by this process.
+
+Following a registry, every worker follows it and heartbeats the one endpoint they share, so the host
+appears once in the membership (the endpoint is what a client can reach; which worker answers is the
+kernel's choice). Their downloads meet in the shared bundle cache, which fetches each bundle once.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -31,9 +37,10 @@ def reserve_port(host: str, port: int) -> socket.socket:
 def worker_env(settings: ScorerSettings, port: int, index: int) -> dict[str, str]:
     """The environment of worker `index`: the parent's settings as RTSCORE_SCORER_* variables."""
     env = dict(os.environ)
-    for name, value in settings.model_dump().items():
+    for name, value in settings.model_dump(mode="json").items():
         if value is not None:
-            env[f"RTSCORE_SCORER_{name.upper()}"] = str(value)
+            text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+            env[f"RTSCORE_SCORER_{name.upper()}"] = text
     env["RTSCORE_SCORER_WORKERS"] = "1"
     env["RTSCORE_SCORER_PORT"] = str(port)
     if settings.metrics_port is not None:

@@ -275,7 +275,8 @@ async def test_reconcile_loads_swaps_and_unloads_to_match_desired_state(pool: Th
     assert (again.loaded, again.unloaded) == ([], []), "an unchanged desired state must not reload"
     moved = await reconcile(core, [ModelSpec("a", "/a2", "v2"), ModelSpec("c", "/missing", "v1")])
     assert (moved.loaded, moved.unloaded) == (["a@v2"], ["b@v1"])
-    assert "cannot read bundle /missing" in moved.failed["c"]
+    assert moved.replaced == ["a@v1"]
+    assert "cannot read bundle /missing" in moved.failed["c@v1"]
     assert [h.ref for h in core.table.models()] == ["a@v2"]
 
 
