@@ -1,0 +1,94 @@
+"""Real processes for the extractor's tests: a small trained fraud bundle, scorers and extractors."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from extractor.generate import GenerateOptions, generate, write_jsonl
+from extractor.spec import load_spec
+from extractor.train import TrainOptions, train
+from tests.paths import ROOT
+
+
+class Served:
+    """An `rtscore … serve` process on port 0 and the address its first line reported."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> None:
+        command = [sys.executable, "-m", "rtscore.cli", *args, "--port", "0"]
+        self.proc = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})},
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        banner = self.proc.stdout.readline().strip() if ready else ""
+        if "serving on" not in banner:
+            self.kill()
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise AssertionError(f"{' '.join(args[:2])} did not start: {banner!r} {err[-3000:]}")
+        self.target = banner.split("serving on ")[1].split()[0]
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM and wait; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return int(self.proc.returncode)
+
+    def kill(self) -> None:
+        """SIGKILL and reap."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=10)
+
+
+def scorer(bundle: Path, cache: Path) -> Served:
+    """A scorer hosting `bundle` as model `fraud`."""
+    return Served(
+        "scorer", "serve", "--model", f"fraud={bundle}", "--drain-grace", "2", "--canary-interval", "0.5",
+        env={"RTSCORE_CACHE_DIR": str(cache)},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def fraud_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(bundle, transactions): a 10-tree forest trained on 4,000 generated transactions, and 3,000 more."""
+    folder = tmp_path_factory.mktemp("fraud")
+    loaded = load_spec()
+    training = folder / "train.jsonl"
+    write_jsonl(generate(GenerateOptions(count=4_000, seed=21), loaded.spec), training)
+    bundle = folder / "fraud.zip"
+    train(training, loaded, bundle, TrainOptions(trees=10, max_nodes=300))
+    traffic = folder / "traffic.jsonl"
+    write_jsonl(generate(GenerateOptions(count=3_000, seed=22), loaded.spec), traffic)
+    return bundle, traffic
+
+
+@pytest.fixture
+def started() -> Iterator[list[Served]]:
+    """Processes a test starts; whatever still runs at the end is killed."""
+    processes: list[Served] = []
+    yield processes
+    for process in processes:
+        process.kill()
+
+
+def wait_until(condition: object, timeout_s: float, what: str) -> None:
+    """Poll `condition()` until true."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout_s}s")
+        time.sleep(0.05)
