@@ -44,6 +44,15 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     add_arguments(scorer)
     scorer.set_defaults(func=_scorer)
 
+    pool = commands.add_parser(
+        "pool",
+        help="the scorer pool vs C-core round_robin: tail under stalls (hedging), rate at p99 (batching)",
+    )
+    from benchmarks.pool_bench import add_arguments as add_pool_arguments
+
+    add_pool_arguments(pool)
+    pool.set_defaults(func=_pool)
+
     fixture = commands.add_parser("fixture", help="build (or find cached) the seed-scale forest and bundle")
     fixture.add_argument("--quick", action="store_true", help="the small forest the quick compare uses")
     fixture.add_argument("--trees", type=int, help="number of trees (default 250, or 20 with --quick)")
@@ -177,6 +186,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _scorer(args: argparse.Namespace) -> int:
     from benchmarks.scorer_bench import run
+
+    return run(args)
+
+
+def _pool(args: argparse.Namespace) -> int:
+    from benchmarks.pool_bench import run
 
     return run(args)
 
