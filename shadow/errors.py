@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from confluent_kafka import KafkaError, KafkaException
 
-from rtscore.errors import InvalidArgument, RtscoreError, Unavailable
+from rtscore.errors import InvalidArgument, Unavailable
 
 
 class PoisonRecord(InvalidArgument):
@@ -50,10 +50,3 @@ def is_retryable(err: BaseException) -> bool:
         inner = err.args[0] if err.args else None
         return isinstance(inner, KafkaError) and bool(inner.retriable() or inner.code() in _RETRYABLE_KAFKA)
     return isinstance(err, _RETRYABLE_DB)
-
-
-def is_poison(err: BaseException) -> bool:
-    """Whether the error condemns the record rather than the moment: bad input by type."""
-    return isinstance(err, PoisonRecord | InvalidArgument) or (
-        isinstance(err, RtscoreError) and err.code.name in {"INVALID_ARGUMENT", "FAILED_PRECONDITION"}
-    )

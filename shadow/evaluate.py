@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -166,6 +166,8 @@ async def evaluate_and_record(
         start = datetime.fromisoformat(since) if since else None
     except ValueError as err:
         raise InvalidArgument(f"--since must be an ISO time, got {since!r}") from err
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)  # a time without a zone is read as UTC
     rows = await candidate_rows(dsn, name, version, environment, start)
     result = compare(rows, threshold)
     out: dict[str, Any] = {"candidate": f"{name}@{version}", "environment": environment, **asdict(result)}

@@ -17,9 +17,11 @@ import grpc
 from protos.rtscore.v1 import registry_pb2 as pb
 from protos.rtscore.v1 import registry_pb2_grpc as pb_grpc
 from registry.follow import BundleCache, DeploymentFollower, RegistryConnection
+from rtscore.errors import Unavailable
 from scorer.bundle import Bundle, load_bundle
 from shadow import metrics
 from shadow.models import ModelSet, ShadowModel
+from shadow.recompute import OwnFeatures
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class ShadowModels:
         self._cache = BundleCache(bundle_dir)
         self._follower = DeploymentFollower(connection, environment, pool, self.apply, channel=self._channel)
         self._bundles: dict[str, Bundle] = {}  # by sha256: loaded once, kept while deployed
+        self._models: dict[tuple[str, int, str], ShadowModel] = {}  # kept with their velocity state
         self.current = ModelSet()
         self.changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -62,18 +65,34 @@ class ShadowModels:
         """Load what the state adds (bundles by sha256), drop what it no longer names, swap the set."""
         models = []
         bundles: dict[str, Bundle] = {}
+        kept: dict[tuple[str, int, str], ShadowModel] = {}
         for d in state.deployments:
             if d.role != "shadow":
                 continue
-            bundle = bundles.get(d.sha256) or self._bundles.get(d.sha256)
-            if bundle is None:  # the same bytes deployed under several names are loaded once
-                metadata = self.connection.metadata
-                path = await self._cache.fetch(self._stub, metadata, d.name, d.version, d.sha256)
-                bundle = await asyncio.to_thread(load_bundle, path)
-            bundles[d.sha256] = bundle
-            models.append(ShadowModel(d.name, d.version, d.sha256, bundle))
+            key = (d.name, d.version, d.sha256)
+            model = self._models.get(key)
+            if model is None:
+                bundle = bundles.get(d.sha256) or self._bundles.get(d.sha256)
+                if bundle is None:  # the same bytes deployed under several names are loaded once
+                    metadata = self.connection.metadata
+                    path = await self._cache.fetch(self._stub, metadata, d.name, d.version, d.sha256)
+                    bundle = await asyncio.to_thread(load_bundle, path)
+                model = ShadowModel(d.name, d.version, d.sha256, bundle, await self._own_features(d))
+            bundles[d.sha256] = model.bundle
+            kept[key] = model
+            models.append(model)
         self.current = ModelSet(state.revision, tuple(models))
         self._bundles = bundles
+        self._models = kept
         metrics.MODELS.set(len(models))
         log.info("shadow models at revision %d: %s", state.revision, self.current.refs())
         self.changed.set()
+
+    async def _own_features(self, deployment: pb.Deployment) -> OwnFeatures | None:
+        """The feature spec the version declares in its tags, if any."""
+        ref = pb.VersionRef(name=deployment.name, version=deployment.version)
+        try:
+            version = await self._stub.GetVersion(ref, metadata=self.connection.metadata, timeout=30)
+        except grpc.aio.AioRpcError as err:
+            raise Unavailable(f"GetVersion {deployment.name}@{deployment.version}: {err.details()}") from err
+        return OwnFeatures.from_tags(dict(version.tags))

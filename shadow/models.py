@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +13,9 @@ from scorer.bundle import Bundle
 from scorer.frame import LeapFrame
 from scorer.service.frames import check_inputs
 from shadow.errors import PoisonRecord
+
+if TYPE_CHECKING:
+    from shadow.recompute import OwnFeatures
 
 
 def score_column(bundle: Bundle) -> tuple[str, bool]:
@@ -34,6 +38,8 @@ class ShadowModel:
     version: int
     sha256: str
     bundle: Bundle
+    # a spec of its own (registry tag `feature_spec`): features recomputed from the transaction
+    own: OwnFeatures | None = None
     column: str = field(init=False)
     tensor: bool = field(init=False)
 

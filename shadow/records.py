@@ -44,6 +44,9 @@ class ParsedRecord:
     champion_latency_ms: float
     layout: LayoutKey
     features: frame_pb2.Frame
+    transaction: extractor_pb2.Transaction
+    sample_key: str
+    spec_sha256: str
 
 
 def parse(delivery: Delivery) -> ParsedRecord:
@@ -86,6 +89,9 @@ def parse(delivery: Delivery) -> ParsedRecord:
         decision.timings.score_ms,
         layout,
         features,
+        txn,
+        record.sample_key,
+        record.spec_sha256,
     )
 
 

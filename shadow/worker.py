@@ -43,18 +43,30 @@ def score_records(records: Sequence[ParsedRecord], models: ModelSet, threshold: 
     for r in records:
         groups.setdefault(r.layout, []).append(r)
     for group in groups.values():
-        frame = batch_frame(group)
+        carried = batch_frame(group)
         for model in models.models:
+            stage = f"score:{model.ref}"
+            members: Sequence[ParsedRecord] = group
+            frame = carried
+            if model.own is not None and any(model.own.applies_to(r) for r in group):
+                frame, kept, refused = model.own.frame(group, carried)
+                for i, err in refused:
+                    condemned.setdefault(id(group[i]), DeadLetter(group[i].delivery, err, stage))
+                members = [group[i] for i in kept]
+            if not members:
+                continue
             try:
                 scores, per_row_ms = model.score(frame)
-                _append(out.rows, group, model, scores, per_row_ms, threshold)
-                out.per_model[model.ref] = out.per_model.get(model.ref, 0) + len(group)
+                _append(out.rows, members, model, scores, per_row_ms, threshold)
+                out.per_model[model.ref] = out.per_model.get(model.ref, 0) + len(members)
             except PoisonRecord:
-                for r in group:  # slow path, only when a batch fails: find the records at fault
+                for i, r in enumerate(
+                    members
+                ):  # slow path, only when a batch fails: find the records at fault
                     try:
-                        scores, per_row_ms = model.score(batch_frame([r]))
+                        scores, per_row_ms = model.score(frame.take(np.array([i])))
                     except PoisonRecord as err:
-                        condemned.setdefault(id(r), DeadLetter(r.delivery, err, f"score:{model.ref}"))
+                        condemned.setdefault(id(r), DeadLetter(r.delivery, err, stage))
                         continue
                     _append(out.rows, [r], model, scores, per_row_ms, threshold)
                     out.per_model[model.ref] = out.per_model.get(model.ref, 0) + 1
