@@ -28,6 +28,7 @@ from registry.settings import RegistrySettings
 from registry.store import ArtifactStore, LocalStore, PostgresStore
 from registry.watch import ChangeFeed, Watches
 from rtscore.errors import InvalidArgument
+from rtscore.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,9 @@ def _store(settings: RegistrySettings, pool: asyncpg.Pool) -> ArtifactStore:
 
 def _bind(server: grpc.aio.Server, settings: RegistrySettings) -> int:
     address = f"{settings.host}:{settings.port}"
-    if settings.tls_cert is None and settings.tls_key is None:
+    credentials = server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    if credentials is None:
         return int(server.add_insecure_port(address))
-    if settings.tls_cert is None or settings.tls_key is None:
-        raise InvalidArgument("TLS needs both RTSCORE_REGISTRY_TLS_CERT and RTSCORE_REGISTRY_TLS_KEY")
-    credentials = grpc.ssl_server_credentials(
-        [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())]
-    )
     return int(server.add_secure_port(address, credentials))
 
 
@@ -95,6 +92,9 @@ async def running_registry(
             options=[
                 ("grpc.max_receive_message_length", message_limit),
                 ("grpc.max_send_message_length", message_limit),
+                # followers keep idle watch streams open and ping them (registry.follow.CHANNEL_OPTIONS)
+                ("grpc.http2.min_recv_ping_interval_without_data_ms", 20_000),
+                ("grpc.keepalive_permit_without_calls", 1),
             ]
         )
         registry_pb2_grpc.add_RegistryServicer_to_server(RegistryServicer(core), server)

@@ -55,6 +55,8 @@ class RegistrySettings(BaseSettings):
     """PEM certificate chain; with tls_key, the port speaks TLS."""
     tls_key: Path | None = None
     """PEM private key for tls_cert."""
+    tls_client_ca: Path | None = None
+    """PEM CA bundle; when set, only clients presenting a certificate it signed get in (mutual TLS)."""
     metrics_port: int | None = None
     """Prometheus metrics port; unset means no metrics endpoint."""
     watch_poll_seconds: float = 5.0

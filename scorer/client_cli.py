@@ -28,7 +28,19 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
         "--frame", required=True, metavar="FRAME.json", help="MLeap JSON LeapFrame ('-' = stdin)"
     )
     score.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="deadline of the call")
+    score.add_argument("--ca", metavar="PEM", help="CA of the scorers' TLS certificates (speaks TLS)")
+    score.add_argument("--cert", metavar="PEM", help="client certificate, for mutual TLS")
+    score.add_argument("--key", metavar="PEM", help="private key of --cert")
     score.set_defaults(func=_score)
+
+
+def channel_credentials(args: argparse.Namespace) -> Any:
+    """TLS credentials from --ca/--cert/--key, or None for plaintext."""
+    from rtscore.tls import channel_credentials as credentials
+    from rtscore.tls import wants_tls
+
+    ca, cert, key = (Path(p) if p else None for p in (args.ca, args.cert, args.key))
+    return credentials(ca, cert, key) if wants_tls(ca, cert, key) else None
 
 
 def trace_metadata() -> list[tuple[str, str]]:
@@ -65,17 +77,23 @@ def _score(args: argparse.Namespace) -> int:
     from scorer.service.mleap_api import JSON_FORMAT
 
     frame = _read(args.frame)
+    credentials = channel_credentials(args)
     # MLeap's Transform carries the frame as MLeap JSON both ways, so the output is exactly the frame
     # `rtscore bundle score` prints for the same bundle: same types, nullability and column order.
     request = mleap_pb2.TransformFrameRequest(model_name=args.model, format=JSON_FORMAT, frame=frame)
     if args.scorers:
         from scorer.client.cli_call import transform_through_pool
 
-        reply = transform_through_pool(args.scorers, request, args.timeout, trace_metadata())
+        reply = transform_through_pool(args.scorers, request, args.timeout, trace_metadata(), credentials)
         if reply is None:
             return 1
     else:
-        with grpc.insecure_channel(args.target) as channel:
+        channel = (
+            grpc.secure_channel(args.target, credentials)
+            if credentials is not None
+            else grpc.insecure_channel(args.target)
+        )
+        with channel:
             stub = grpc_pb2_grpc.MleapStub(channel)
             try:
                 reply = stub.Transform(request, timeout=args.timeout, metadata=trace_metadata())
