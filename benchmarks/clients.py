@@ -1,4 +1,9 @@
-"""Several load-generator processes started together, their recorders merged into one run."""
+"""Which load client runs a spec: the native one (Go, the default where it is built) or the Python one.
+
+`run(spec, requests)` is the one entry point: `spec.method` names any unary method (the scorer's Score,
+the extractor's Evaluate, ...), `requests` are that method's request messages serialized once beforehand.
+The Python client runs in this process, or in several spawned processes that start together.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,15 @@ import asyncio
 import multiprocessing
 import multiprocessing.sharedctypes
 import queue
+import resource
 import time
 from collections.abc import Callable, Sequence
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, Literal
 
 import uvloop
 
+from benchmarks import native
 from benchmarks.histogram import LatencyRecorder
 from benchmarks.loadgen import LoadSpec, RunResult, run_load
 from rtscore.errors import InvalidArgument, RtscoreError, Unavailable
@@ -20,7 +27,14 @@ from rtscore.errors import InvalidArgument, RtscoreError, Unavailable
 # Spawned interpreters need this long to import grpc and numpy before the common start time.
 _STARTUP_S = 3.0
 
+Client = Literal["go", "python"]
+CLIENTS: tuple[Client, ...] = ("go", "python")
 Progress = Callable[[float, int, int], None]
+
+
+def default_client() -> Client:
+    """The native client where its binary is built, else the Python one."""
+    return "go" if native.binary() is not None else "python"
 
 
 def expected_seconds(spec: LoadSpec) -> float:
@@ -29,9 +43,16 @@ def expected_seconds(spec: LoadSpec) -> float:
 
 
 def run(
-    spec: LoadSpec, requests: Sequence[bytes], processes: int = 1, progress: Progress | None = None
+    spec: LoadSpec,
+    requests: Sequence[bytes],
+    processes: int = 1,
+    progress: Progress | None = None,
+    client: Client | None = None,
 ) -> RunResult:
-    """Run `spec` from `processes` client processes (1: in this process); `progress(elapsed, ok, failed)`."""
+    """Run `spec` from `processes` client processes of `client` (default: `default_client()`).
+
+    `progress(elapsed, ok, failed)` is called a few times a second while the run is under way.
+    """
     spec.check()
     if processes < 1:
         raise InvalidArgument(f"processes must be at least 1, got {processes}")
@@ -39,30 +60,56 @@ def run(
         raise InvalidArgument(
             f"closed loop: {processes} processes need at least as many callers (--concurrency)"
         )
+    chosen = client or default_client()
+    if chosen not in CLIENTS:
+        raise InvalidArgument(f"client must be one of {', '.join(CLIENTS)}, got {chosen!r}")
+    if chosen == "go":
+        return native.run(spec, requests, processes, progress)
     if processes == 1:
         return uvloop.run(_in_process(spec, requests, progress))
     return _in_processes(spec, requests, processes, progress)
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
+
+
+def _with_cpu(result: RunResult, before: tuple[float, float], calls: int) -> RunResult:
+    """`result` with this process's CPU time since `before` spread over `calls` (warm-up included)."""
+    user, system = (after - was for after, was in zip(_cpu_seconds(), before, strict=True))
+    result.client_cpu = {
+        "user_s": round(user, 6),
+        "system_s": round(system, 6),
+        "calls": calls,
+        "ms_per_call": round(1e3 * (user + system) / max(calls, 1), 3),
+    }
+    return result
+
+
 async def _in_process(spec: LoadSpec, requests: Sequence[bytes], progress: Progress | None) -> RunResult:
     counters = [0, 0]
     started = time.perf_counter()
+    before = _cpu_seconds()
     load = asyncio.create_task(run_load(spec, requests, counters))
     while progress is not None and not load.done():
         progress(time.perf_counter() - started, counters[0], counters[1])
         await asyncio.wait({load}, timeout=0.25)
-    return await load
+    return _with_cpu(await load, before, counters[0] + counters[1])
 
 
 def _child(spec: LoadSpec, requests: Sequence[bytes], start_at: float, counters: Any, out: Any) -> None:
     """Body of one client process: run its share, send back the recorder or the error."""
     try:
+        before = _cpu_seconds()
         result = uvloop.run(run_load(spec, requests, counters, start_at))
     except RtscoreError as err:
         out.put(("error", str(err)))
         return
+    _with_cpu(result, before, counters[0] + counters[1])
     wire = result.recorder.to_wire()
-    out.put(("ok", wire, result.sent, result.window_s, result.send_lag_ms))
+    sent, window, lag, late = result.sent, result.window_s, result.send_lag_ms, result.late_sends
+    out.put(("ok", wire, sent, window, lag, late, result.client_cpu))
 
 
 def _in_processes(
@@ -95,19 +142,38 @@ def _in_processes(
             process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
-    return _merge(spec, replies, processes)
-
-
-def _merge(spec: LoadSpec, replies: list[tuple[Any, ...]], processes: int) -> RunResult:
     errors = [r[1] for r in replies if r[0] == "error"]
     if errors:
         raise Unavailable(errors[0])
+    results = [
+        RunResult(spec, LatencyRecorder.from_wire(wire), sent, window, lag, late_sends=late, client_cpu=cpu)
+        for _, wire, sent, window, lag, late, cpu in replies
+    ]
+    return merge(spec, results, processes)
+
+
+def merge(spec: LoadSpec, results: Sequence[RunResult], processes: int) -> RunResult:
+    """The runs of several client processes started together as one run of `spec`."""
     recorder = LatencyRecorder()
     sent, window, lag = 0, 0.0, {"p50": 0.0, "p99": 0.0, "max": 0.0}
-    for _, wire, child_sent, child_window, child_lag in replies:
-        recorder.merge(LatencyRecorder.from_wire(wire))
-        sent += child_sent
-        window = max(window, child_window)
+    cpu = {"user_s": 0.0, "system_s": 0.0, "calls": 0}
+    for result in results:
+        recorder.merge(result.recorder)
+        sent += result.sent
+        window = max(window, result.window_s)
         # The worst client's lag is the one that says whether the clients kept up.
-        lag = {k: max(lag[k], child_lag[k]) for k in lag}
-    return RunResult(spec, recorder, sent, window, lag, processes)
+        lag = {k: max(lag[k], result.send_lag_ms[k]) for k in lag}
+        for key in cpu:
+            cpu[key] += (result.client_cpu or {}).get(key, 0.0)
+    cpu_ms = 1e3 * (cpu["user_s"] + cpu["system_s"]) / max(cpu["calls"], 1)
+    return RunResult(
+        spec,
+        recorder,
+        sent,
+        window,
+        lag,
+        processes,
+        late_sends=sum(r.late_sends for r in results),
+        client_cpu={**cpu, "ms_per_call": round(cpu_ms, 3)},
+        client=results[0].client if results else "python",
+    )

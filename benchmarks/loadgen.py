@@ -1,4 +1,7 @@
-"""The load generator: open-loop arrivals (no coordinated omission) or closed-loop callers over grpc.aio."""
+"""The Python load generator: open-loop arrivals (no coordinated omission) or closed-loop callers, grpc.aio.
+
+`benchmarks/native.py` drives the native one (Go) with the same `LoadSpec`, into the same `RunResult`.
+"""
 
 from __future__ import annotations
 
@@ -97,6 +100,11 @@ class RunResult:
     window_s: float
     send_lag_ms: dict[str, float]
     processes: int = 1
+    # sends that left later than the client's timer slack (charged to the latency, never hidden)
+    late_sends: int = 0
+    # the client's own CPU: user_s, system_s, calls (warm-up included), ms_per_call
+    client_cpu: dict[str, float] | None = None
+    client: str = "python"
 
     @property
     def achieved_rate(self) -> float:
@@ -239,7 +247,8 @@ class _Calls:
         if tasks:
             await asyncio.gather(*tasks)
         window = max(spec.nominal_window, last_send - self.measure_start)
-        return RunResult(spec, self.recorder, measured, window, lag_summary(lags))
+        late = sum(1 for lag in lags if lag > TIMER_SLACK_S)
+        return RunResult(spec, self.recorder, measured, window, lag_summary(lags), late_sends=late)
 
     async def closed_loop(self) -> RunResult:
         """`concurrency` callers, each sending its next request when the previous one returns."""
