@@ -7,11 +7,27 @@ import logging
 import sys
 import time
 from contextvars import ContextVar
+from typing import Protocol
+
+
+class CallContext(Protocol):
+    """What a log line says about the call it was written during."""
+
+    @property
+    def request_id(self) -> str:
+        """The call's request id."""
+
+    @property
+    def model(self) -> str:
+        """The model reference the call named."""
+
+    @property
+    def trace_id(self) -> str:
+        """The call's trace id, or ''."""
+
 
 # Set per call by the RPC wrapper; read by every log record emitted while the call runs.
-request_id: ContextVar[str] = ContextVar("request_id", default="")
-model_ref: ContextVar[str] = ContextVar("model_ref", default="")
-trace_id: ContextVar[str] = ContextVar("trace_id", default="")
+current_call: ContextVar[CallContext | None] = ContextVar("current_call", default=None)
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
@@ -28,9 +44,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, var in (("request_id", request_id), ("model", model_ref), ("trace_id", trace_id)):
-            if value := var.get():
-                out[key] = value
+        call = current_call.get()
+        if call is not None:
+            for key, value in (("request_id", call.request_id), ("model", call.model),
+                               ("trace_id", call.trace_id)):  # fmt: skip
+                if value:
+                    out[key] = value
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value
