@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -51,6 +52,8 @@ class ShadowSettings(BaseSettings):
     """Records per batch, at most."""
     batch_timeout_s: float = 0.2
     """How long a batch may wait to fill."""
+    score_threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1)
+    """Models scored side by side per batch (the forest kernel runs without the GIL)."""
     threshold: float = 0.5
     """Score at or above which a shadow model's decision is positive (fraud)."""
     retry_initial_s: float = 0.1

@@ -76,6 +76,11 @@ class ScoreRows:
             self.latency_ms, self.event_time, self.partition, self.offset,
         )  # type: ignore[return-value]  # fmt: skip
 
+    def extend(self, other: ScoreRows) -> None:
+        """Append other's rows."""
+        for name, values in vars(self).items():
+            values += getattr(other, name)
+
     def without(self, partitions: set[int]) -> ScoreRows:
         """The rows of every other partition."""
         keep = [i for i, p in enumerate(self.partition) if p not in partitions]

@@ -17,7 +17,7 @@ from scorer.frame import DataType, Field, LeapFrame
 from shadow.models import ModelSet, ShadowModel
 from shadow.recompute import OwnFeatures
 from shadow.records import Delivery, parse
-from shadow.worker import score_records
+from shadow.scoring import score_records
 
 LIVE = DEFAULT_SPEC.read_text()
 
