@@ -129,6 +129,16 @@ class LeapFrame:
         self.n_rows = n_rows
         self._sparse = dict(sparse or {})
 
+    @staticmethod
+    def of_checked(
+        fields: tuple[Field, ...], columns: tuple[np.ndarray, ...], n_rows: int, index: dict[str, int]
+    ) -> LeapFrame:
+        """A frame from parts the caller has already checked: distinct names, `index` mapping each to
+        its position (never changed afterwards: frames share it), every column `n_rows` long."""
+        out = LeapFrame.__new__(LeapFrame)
+        out._fields, out._columns, out._index, out.n_rows, out._sparse = fields, columns, index, n_rows, {}
+        return out
+
     def sparse_rows(self, name: str) -> np.ndarray | None:
         """For a tensor column, which rows MLeap holds (and writes) as sparse vectors; None = all dense."""
         return self._sparse.get(name)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from scorer.service.canary import Canary
+from scorer.service.dense_frames import DenseFrameDecoder
 from scorer.service.double_frames import DoubleFrameDecoder
 
 # Weight of a faster call in a model's moving average of time per row.
@@ -76,6 +77,7 @@ class HostedModel:
         # Wire columns take the declared base type of the input they feed (e.g. int vs long).
         self.inputs_by_name: dict[str, Any] = {f.name: f for f in self.model.input_schema}
         self.double_frames = DoubleFrameDecoder(self.model.input_schema)
+        self.dense_frames = DenseFrameDecoder(self.model.input_schema)
 
     @property
     def ref(self) -> str:

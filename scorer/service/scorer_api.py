@@ -6,11 +6,12 @@ import grpc
 
 from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
 from rtscore.errors import InvalidArgument
-from scorer.frame import FrameError
+from scorer.frame import FrameError, LeapFrame
 from scorer.service.admin import AdminGuard
 from scorer.service.calls import CallRecorder, handled
 from scorer.service.canary import Canary
 from scorer.service.core import ScorerCore
+from scorer.service.dense_frames import has_dense
 from scorer.service.double_frames import encode_doubles
 from scorer.service.frames import field_spec, to_leap_frame, to_wire_frame
 from scorer.service.model import HostedModel
@@ -50,11 +51,14 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
     ) -> scorer_pb2.ScoreResponse:
         """Score a frame."""
         target = self.core.table.resolve(request.model)
-        frame = target.double_frames.decode(request.frame)
+        wire = request.frame
+        # a dense block is decoded and fitted as a whole; all-double columns by their recorded layout
+        decoder = target.dense_frames if has_dense(wire) else target.double_frames
+        frame: LeapFrame | None = decoder.decode(wire)
         if frame is None:
-            frame = to_leap_frame(request.frame, target.inputs_by_name)
+            frame = to_leap_frame(wire, target.inputs_by_name)
             out, hosted = await self.core.score(request.model, frame)
-        else:  # the fast decoder already fitted the frame to this version
+        else:  # the frame is already fitted to this version
             out, hosted = await self.core.score(request.model, frame, checked_for=target)
         if request.select:
             names = list(request.select)
