@@ -68,13 +68,22 @@ def _records(frame_json: Path, count: int) -> list[bytes]:
     return out
 
 
-def _produce(bootstrap: str, topic: str, values: list[bytes], rate: float | None) -> None:
+def _produce(
+    bootstrap: str, topic: str, values: list[bytes], rate: float | None, acked: list[int] | None = None
+) -> None:
+    """Send values (at rate records/s, if given); acked[0] counts what the broker has acknowledged."""
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    counter = acked if acked is not None else [0]
+
+    def delivered(err: object, _msg: object) -> None:
+        if err is None:
+            counter[0] += 1
+
     started = time.monotonic()
     for i, value in enumerate(values):
-        producer.produce(topic, value=value)
+        producer.produce(topic, value=value, on_delivery=delivered)
         if rate is not None and i % 50 == 49:
             ahead = (i + 1) / rate - (time.monotonic() - started)
             if ahead > 0:
@@ -121,10 +130,16 @@ async def _phase(
             await asyncio.to_thread(_produce, bootstrap, topic, values, None)
         stop = asyncio.Event()
         worker = asyncio.create_task(run(settings, stop))
+        acked = [0]
         producing = (
-            asyncio.create_task(asyncio.to_thread(_produce, bootstrap, topic, values, rate)) if rate else None
+            asyncio.create_task(asyncio.to_thread(_produce, bootstrap, topic, values, rate, acked))
+            if rate
+            else None
         )
         sent_started = time.monotonic()
+        sent_at: list[float] = []
+        if producing is not None:
+            producing.add_done_callback(lambda _task: sent_at.append(time.monotonic()))
         first_at: float | None = None
         while True:
             stored = await _stored(pool, topic)
@@ -132,8 +147,7 @@ async def _phase(
             if stored and first_at is None:
                 first_at = now
             if rate is not None:
-                sent = min(len(values), int((now - sent_started) * rate))
-                lags.append(max(sent - stored, 0))
+                lags.append(max(acked[0] - stored, 0))  # acknowledged by the broker, not yet stored
             if stored >= len(values):
                 break
             if worker.done():
@@ -156,7 +170,9 @@ async def _phase(
         out["lag_max"] = max(lags)
         out["lag_p50"] = int(np.percentile(lags, 50))
         out["lag_p99"] = int(np.percentile(lags, 99))
-        out["drained_s_after_last_sent"] = round(finished - sent_started - len(values) / rate, 2)
+        last_sent = sent_at[0] if sent_at else finished
+        out["sent_per_s"] = round(len(values) / (last_sent - sent_started), 1)
+        out["drained_s_after_last_sent"] = round(finished - last_sent, 2)
     return out
 
 
