@@ -233,6 +233,7 @@ class DeploymentFollower:
         self.states_handled = 0
         self.connected = asyncio.Event()
         self._channel = channel
+        self._failing = False
 
     async def run(self) -> None:
         """Follow until cancelled; never raises for a lost or refused stream, it retries."""
@@ -257,6 +258,9 @@ class DeploymentFollower:
         try:
             async for state in call:
                 self.connected.set()
+                if self._failing:
+                    log.info("registry watch resumed", extra={"revision": self.revision})
+                    self._failing = False
                 try:
                     await self.on_state(state)
                 except RtscoreError as err:
@@ -272,10 +276,11 @@ class DeploymentFollower:
                 self.states_handled += 1
                 self.backoff.reset()
         except grpc.aio.AioRpcError as err:
-            log.warning(
-                "registry watch lost",
-                extra={"code": err.code().name, "error": err.details(), "revision": self.revision},
-            )
+            # one warning per outage; the retries while it lasts are debug detail
+            level = logging.DEBUG if self._failing else logging.WARNING
+            detail = {"code": err.code().name, "error": err.details(), "revision": self.revision}
+            log.log(level, "registry watch lost", extra=detail)
+            self._failing = True
         finally:
             self.connected.clear()
             call.cancel()

@@ -261,16 +261,23 @@ class RegistryFollowing:
     async def _heartbeats(self) -> None:
         backoff = Backoff(initial=0.1, cap=min(self._backoff_max_s, self.ttl_s / 3))
         interval = self.ttl_s / 3
+        failing = False
         while True:
             self.changes.changed.clear()
             try:
                 await self._stub.Heartbeat(
                     self.heartbeat_request(), metadata=self.connection.metadata, timeout=interval
                 )
+                if failing:
+                    log.info("heartbeats resumed", extra={"endpoint": self.endpoint})
+                failing = False
                 backoff.reset()
                 wait = interval
             except grpc.aio.AioRpcError as err:
                 wait = backoff.next_delay()
-                log.warning("heartbeat failed", extra={"code": err.code().name, "retry_s": round(wait, 3)})
+                # one warning per outage; the retries while it lasts are debug detail
+                level = logging.DEBUG if failing else logging.WARNING
+                log.log(level, "heartbeat failed", extra={"code": err.code().name, "retry_s": round(wait, 3)})
+                failing = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changes.changed.wait(), wait)
