@@ -74,8 +74,12 @@ class ServerProcess:
         assert self.process is not None
         assert self.process.stdout is not None
         deadline = time.monotonic() + self.startup_timeout
+        fd = self.process.stdout.fileno()
+        pending = b""
+        # Raw reads, split here: a buffered readline() after select() would leave lines that arrived in
+        # one chunk (a JVM's log lines, then the port) in Python's buffer while select() waits on the pipe.
         with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
+            selector.register(fd, selectors.EVENT_READ)
             while self.port is None:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -83,15 +87,18 @@ class ServerProcess:
                     raise Unavailable(f"{self.name}: no port announced within {self.startup_timeout:g} s")
                 if not selector.select(timeout=min(left, 1.0)):
                     continue
-                line = self.process.stdout.readline()
-                if not line:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
                     self.stop()
                     tail = " | ".join(self.output[-5:]) or "no output"
                     raise Unavailable(f"{self.name}: exited during startup ({tail})")
-                self.output.append(line.rstrip())
-                match = _PORT_LINE.search(line)
-                if match:
-                    self.port = int(match.group(1))
+                *lines, pending = (pending + chunk).split(b"\n")
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace").rstrip()
+                    self.output.append(line)
+                    match = _PORT_LINE.search(line)
+                    if match and self.port is None:
+                        self.port = int(match.group(1))
         # Keep reading so a chatty server never blocks on a full pipe.
         self._drain = threading.Thread(target=_drain, args=(self.process.stdout,), daemon=True)
         self._drain.start()
