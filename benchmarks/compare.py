@@ -1,4 +1,5 @@
-"""`rtscore bench compare`: before (sklearn over gRPC), MLeap's JVM runtime and rtscore in one run."""
+"""`rtscore bench compare`: the transport floor, before (sklearn over gRPC), MLeap served and in-process,
+and rtscore, in one run."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from rtscore.errors import FailedPrecondition, InvalidArgument, RtscoreError
 
-ALL_TARGETS = ("before", "mleap", "rtscore-1", "rtscore-2")
+ALL_TARGETS = ("floor", "before", "mleap-served", "mleap", "rtscore-1", "rtscore-2")
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def _inputs(args: argparse.Namespace, plan: Plan) -> tuple[dict[str, Any], dict[
     for key in ("model_file", "bundle", "frame"):
         if fixture.get(key):
             fixture[key] = Path(fixture[key]).resolve()
+    fixture["frame"] = Path(frame_path).resolve()  # the floor scores its reply from these very rows
     frame = load_leap_frame(Path(frame_path))
     # The same rows for everyone, cut so request preparation stays small.
     frame["rows"] = frame["rows"][: plan.frame_rows]
@@ -137,6 +139,7 @@ def _inputs(args: argparse.Namespace, plan: Plan) -> tuple[dict[str, Any], dict[
 def run_compare(args: argparse.Namespace) -> int:
     """Run the comparison and print the table; 0 when every requested target ran."""
     from benchmarks import report
+    from benchmarks.headline import headline_ratios, headline_table
 
     plan = QUICK if args.quick else FULL
     if args.seconds is not None or args.rounds is not None:
@@ -153,6 +156,7 @@ def run_compare(args: argparse.Namespace) -> int:
     skipped.update(session.skipped)
     facts = {k: v for k, v in fixture.items() if k not in ("model_file", "bundle", "frame")}
     paths = {k: str(fixture[k]) for k in ("model_file", "bundle", "frame") if fixture.get(k)}
+    headline = headline_ratios(runs)
     data = report.build_report(
         runs,
         facts,
@@ -162,10 +166,14 @@ def run_compare(args: argparse.Namespace) -> int:
             "inputs": paths,
             "batch": args.batch,
             "rounds": plan.rounds,
+            "headline": headline,
         },
     )
     print()
     print(report.compare_table(runs))
+    if headline:
+        print("\nrtscore over the transport floor and over MLeap served (below 1.00x rtscore is faster):")
+        print(headline_table(headline))
     print(f"\ncommon rate: {rate_note.get('rate'):g}/s ({rate_note.get('reason')})")
     sweep = rate_note.get("rtscore_p99_10ms")
     if sweep:

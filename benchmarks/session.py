@@ -14,7 +14,14 @@ from benchmarks.frames import score_requests
 from benchmarks.histogram import LatencyRecorder
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
-from benchmarks.targets import ServerProcess, connections_for, rtscore_scorer, sklearn_server
+from benchmarks.targets import (
+    ServerProcess,
+    connections_for,
+    floor_server,
+    mleap_served,
+    rtscore_scorer,
+    sklearn_server,
+)
 from rtscore.errors import RtscoreError
 
 if TYPE_CHECKING:
@@ -85,7 +92,15 @@ class CompareSession:
             return sklearn_server(Path(self.fixture["model_file"]))
         bundle = self.fixture.get("bundle")
         if not bundle:
-            raise RtscoreError("no bundle given (--bundle) for the rtscore scorer")
+            what = {"floor": "the floor's reply", "mleap-served": "MLeap served"}.get(
+                name, "the rtscore scorer"
+            )
+            raise RtscoreError(f"no bundle given (--bundle) for {what}")
+        if name == "floor":
+            return floor_server(Path(bundle), Path(self.fixture["frame"]), MODEL_NAME)
+        if name == "mleap-served":
+            self.say("checking mleap-served (jvm/served; built with Maven when stale)")
+            return mleap_served(Path(bundle), MODEL_NAME)
         return rtscore_scorer(Path(bundle), MODEL_NAME, workers=int(name.split("-")[1]))
 
     def _check_mleap(self) -> None:
@@ -160,9 +175,12 @@ class CompareSession:
             return []
         name = ours[-1]  # the most workers: rtscore as it would be deployed on this machine
         runs = []
+        # The references run at every extra rate too: each rtscore figure has its floor and MLeap beside it.
+        beside = [n for n in ("floor", "mleap-served") if n in names]
         for rate in self.plan.extra_rates:
-            result = self._load(name, rate, self.plan.sweep_seconds, self.plan.warmup, seed=0)
-            runs.append(report.run_record(f"{name}@{rate:g}", result, batch=self.batch))
+            for target in [*beside, name]:
+                result = self._load(target, rate, self.plan.sweep_seconds, self.plan.warmup, seed=0)
+                runs.append(report.run_record(f"{target}@{rate:g}", result, batch=self.batch))
         # Start the sweep near what this rtscore answers with one caller, so its steps reach the knee
         # even when the common rate (set by the slowest target) is far below it.
         one_caller = note.get("one_caller_rate", {}).get(name, 0.0)
