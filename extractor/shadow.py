@@ -111,7 +111,7 @@ class ShadowProducer:
             "linger.ms": linger_ms,
             "message.timeout.ms": message_timeout_ms,
             "compression.type": "lz4",
-            "log_level": 3,
+            "logger": logging.getLogger("rtscore.shadow.kafka"),
             **(config or {}),
         }
         self._producer: Any = None

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError, RedisError
 from redis.retry import Retry
 
 from extractor.velocity.base import VelocityUnavailable
@@ -175,6 +175,10 @@ class RedisVelocityStore:
             async with asyncio.timeout(self.timeout_s):
                 reply = await self._script(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as err:
+            if isinstance(err, ConnectionError | OSError):
+                # A restarted Redis leaves every pooled connection dead: drop them all at once, so the
+                # next call connects afresh instead of finding the next dead one.
+                await self._client.connection_pool.disconnect()
             raise VelocityUnavailable(f"Redis at {self.url} did not answer: {_why(err)}") from None
         if not read:
             return []
