@@ -46,11 +46,17 @@ class ShadowModels:
         """The set in force now (read once per batch)."""
         return self.current
 
-    async def start(self, first_state_timeout_s: float = 60.0) -> None:
-        """Start following and wait for the first state, so the first batch is scored by the right set."""
+    async def start(self, stop: asyncio.Event) -> bool:
+        """Start following and wait for the first state, so no record is consumed before the set is known.
+
+        Returns False when stop came first."""
         self._task = asyncio.create_task(self._follower.run())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.changed.wait(), first_state_timeout_s)
+        first = asyncio.ensure_future(self.changed.wait())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({first, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (first, stopped):
+            waiter.cancel()
+        return self.changed.is_set()
 
     async def close(self) -> None:
         """Stop following (idempotent)."""

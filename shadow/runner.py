@@ -59,7 +59,8 @@ async def run(settings: ShadowSettings, stop: asyncio.Event | None = None) -> No
         connection = RegistryConnection(settings.registry, settings.token)
         follower = ShadowModels(connection, settings.environment, settings.pool, settings.bundle_dir)
         stack.push_async_callback(follower.close)
-        await follower.start()
+        if not await follower.start(stop):
+            return
         dead_letters = DeadLetterProducer(settings.kafka_bootstrap, settings.dead_letters, settings.group)
         stack.callback(dead_letters.close)
         consumer = GroupConsumer(
