@@ -61,6 +61,7 @@ class Process:
         self.args, self.env, self.log, self.ready = args, env, log, ready
         self.proc: subprocess.Popen[str] | None = None
         self.banner = ""
+        self.serving_since = 0.0
 
     def start(self) -> Process:
         self.close_pipe()
@@ -71,6 +72,7 @@ class Process:
             )  # fmt: skip
         assert self.proc.stdout is not None
         self.banner = self.proc.stdout.readline().strip()
+        self.serving_since = time.perf_counter()
         if self.ready not in self.banner:
             self.proc.kill()
             raise AssertionError(f"{self.args[:2]} did not start: {self.banner!r}\n{self.log.read_text()}")
@@ -301,6 +303,8 @@ async def test_membership_lists_both_scorers_with_their_versions_and_health(flee
     members = await fleet.wait_members(
         lambda m: sorted(m.endpoints) == targets and all(hosted_of(x) == want for x in m.members)
     )
+    listed = time.perf_counter() - max(s.process.serving_since for s in fleet.scorers)
+    assert listed <= 1.0, f"listed {listed:.2f} s after the scorers reported serving"
     assert [m.health for m in members.members] == ["SERVING", "SERVING"]
     for scorer in fleet.scorers:
         for ref, version in (("fraud:champion", "1"), ("fraud:shadow", "2"), ("fraud@2", "2")):
