@@ -64,6 +64,8 @@ class Children:
     logs: Path
     env: dict[str, str]
     running: list[Child] = field(default_factory=list)
+    # (name, exit status, seconds it took to stop) of each child stopped, in the order they stopped
+    stopped: list[tuple[str, int | None, float]] = field(default_factory=list)
 
     def __enter__(self) -> Children:
         return self
@@ -129,6 +131,7 @@ class Children:
 
     def stop(self, child: Child) -> int | None:
         """SIGTERM (the child drains), SIGKILL after its grace; returns its exit status."""
+        began = time.monotonic()
         if child.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGTERM)
@@ -138,6 +141,7 @@ class Children:
                 with_kill(child)
         if child in self.running:
             self.running.remove(child)
+            self.stopped.append((child.name, child.popen.returncode, round(time.monotonic() - began, 2)))
         return child.popen.returncode
 
     def stop_all(self) -> None:

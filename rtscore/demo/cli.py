@@ -71,6 +71,8 @@ def _demo(args: argparse.Namespace) -> int:
         client=args.client,
     )
     console = Console(file=sys.stdout, highlight=False)
+    if not console.is_terminal:
+        console = Console(file=sys.stdout, highlight=False, width=130)  # logs and pipes: wide tables
     report = run_demo(options, console)
     promoted = bool(report["promotions"])
     if not promoted:

@@ -23,7 +23,7 @@ from rich.table import Table
 
 from rtscore.demo import report as reporting
 from rtscore.demo.children import Children
-from rtscore.demo.models import Governance, Trained, generate, train_both
+from rtscore.demo.models import Governance, Trained, generate_both, train_both, write_labels
 from rtscore.demo.platform import (
     GATE,
     MODEL,
@@ -32,7 +32,6 @@ from rtscore.demo.platform import (
     create_tokens,
     drop_database,
     ensure_services,
-    stop_services,
 )
 from rtscore.demo.traffic import LoadThread, Probe, ShadowWatch
 from rtscore.errors import FailedPrecondition, RtscoreError, Unavailable
@@ -40,7 +39,9 @@ from rtscore.errors import FailedPrecondition, RtscoreError, Unavailable
 # Share of the run that passes before the candidate is evaluated, and after which it is too late to.
 EVALUATE_FROM, EVALUATE_UNTIL = 0.3, 0.75
 # Shadow rows of the candidate wanted before evaluating: the gate's minimum and some margin.
-ROWS_WANTED = GATE["min_sample_size"] + 50
+ROWS_WANTED = GATE["min_sample_size"] + 20
+# A promotion needs this much traffic left after it, or it would not be a promotion under traffic.
+TRAFFIC_AFTER_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,9 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
     (work / "logs").mkdir(exist_ok=True)
     stages = Stages()
     services = ensure_services()
-    stages.mark(
-        console, "services", f"Postgres, Kafka, Redis ({'started' if services.started_here else 'reused'})"
-    )
+    # Like `./dev run`, the demo leaves the local services running: other work may share them.
+    how = "started; `rtscore services down` stops them" if services.started_here else "reused"
+    stages.mark(console, "services", f"Postgres, Kafka, Redis ({how})")
     database_url = asyncio.run(create_database(services.database_url))
     platform = Platform(work, services, database_url, Children(work / "logs", env={}))
     kept = False
@@ -97,12 +98,17 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
                 _print_keep(console, platform)
                 platform.children.detach()
                 kept = True
+            count, began = len(platform.children.running), time.monotonic()
+        if not kept:
+            each = ", ".join(f"{name} {seconds:.1f} s" for name, _, seconds in platform.children.stopped)
+            console.print(
+                f"stopped {count} processes, last started first, in {time.monotonic() - began:.1f} s:"
+            )
+            console.print(f"  {each}")
         return report
     finally:
         if not kept:
             asyncio.run(drop_database(services.database_url, database_url))
-            if services.started_here:
-                stop_services()
             if options.workdir is None:
                 shutil.rmtree(work, ignore_errors=True)
 
@@ -118,8 +124,9 @@ def _run(options: DemoOptions, console: Console, platform: Platform, stages: Sta
     shadow = platform.spawn_shadow_worker()
     scorer_children = platform.spawn_scorers(options.scorers)
     live_count = int(options.rate * options.duration_s * 1.05) + 500
-    training = generate(platform, options.train_count, seed=11, name="training")
-    traffic = generate(platform, live_count, seed=29, name="live")
+    files = generate_both(platform, {"training": (options.train_count, 11), "live": (live_count, 29)})
+    training, traffic = files["training"], files["live"]
+    labels = write_labels(traffic, platform.work / "labels.jsonl")
     stages.mark(console, "transactions", f"{options.train_count} to train on, {live_count} of live traffic")
     v1, v2 = train_both(platform, training)
     stages.mark(
@@ -141,7 +148,7 @@ def _run(options: DemoOptions, console: Console, platform: Platform, stages: Sta
     stages.mark(console, "platform", f"scorers {', '.join(platform.scorers)}; extractor {platform.extractor}")
 
     result, evaluation, promotions, probe_failed = _drive(
-        options, console, platform, governance, requests, v1, v2
+        options, console, platform, governance, requests, labels, v1, v2
     )
     stages.mark(console, "traffic", f"{result.recorder.requests} calls")
 
@@ -194,6 +201,7 @@ def _drive(
     platform: Platform,
     governance: Governance,
     requests: list[bytes],
+    labels: Path,
     v1: Trained,
     v2: Trained,
 ) -> tuple[Any, dict[str, Any], list[dict[str, Any]], int]:
@@ -229,21 +237,27 @@ def _drive(
                     ready = watch.rows.get(v2.version, 0) >= ROWS_WANTED
                     if ready and now_s >= EVALUATE_FROM * options.duration_s:
                         stage = f"evaluating fraud@{v2.version} against fraud@{v1.version}"
-                        pending = pool.submit(governance.evaluate, v2.version)
+                        pending = pool.submit(governance.evaluate, v2.version, labels)
                     elif now_s > EVALUATE_UNTIL * options.duration_s:
                         stage = f"too few shadow rows for an evaluation ({watch.rows.get(v2.version, 0)})"
                         evaluation = {"error": stage}
                 elif pending is not None and pending.done():
                     evaluation, pending = pending.result(), None
-                    stage, promotion = _promote(governance, evaluation, load, origin, v1, v2)
-                    if promotion is not None:
-                        promotions.append(promotion)
+                    if now_s > options.duration_s - TRAFFIC_AFTER_S:
+                        stage = f"evaluated too late ({now_s:.1f} s) to promote under traffic"
+                    else:
+                        stage, promotion = _promote(governance, evaluation, load, origin, v1, v2)
+                        if promotion is not None:
+                            promotions.append(promotion)
                 live.update(_progress(load, probe, watch, now_s, options, stage))
                 time.sleep(0.25)
             live.update(
                 _progress(load, probe, watch, time.monotonic() - (load.started_at or origin), options, stage)
             )
         result = load.join()
+        if pending is not None:  # finished after the traffic: reported, too late to promote under it
+            evaluation = pending.result()
+            console.print(f"evaluation finished after the traffic ended: {stage}")
     finally:
         probe.stop()
         watch.stop()
@@ -335,6 +349,7 @@ def _report(
             "extractor": platform.extractor,
             "shadow_topic": platform.shadow_topic,
             "database": platform.database_url,
+            "pids": {child.name: child.pid for child in platform.children.running},
         },
         "png": str(png),
     }

@@ -8,8 +8,8 @@ client behind `rtscore registry ...`, each with the token of the person who woul
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,56 +43,58 @@ class Trained:
     version: int = 0
 
 
-def _run_cli(args: list[str], env: dict[str, str], log: Path) -> str:
-    """Run `rtscore ARGS` to completion; its stdout, or an error naming the command and its log."""
-    import os
+def generate_both(platform: Platform, counts: dict[str, tuple[int, int]]) -> dict[str, Path]:
+    """`rtscore extractor generate` per name (count, seed), side by side: labelled, deterministic by seed."""
+    running = {}
+    for name, (count, seed) in counts.items():
+        out = platform.work / f"{name}.jsonl"
+        args = ["extractor", "generate", "--count", str(count), "--seed", str(seed), "--out", str(out)]
+        running[name] = (out, _start(args, platform.env))
+    for name, (_, (args, popen)) in running.items():
+        _finish(args, popen, platform.work / "logs" / f"generate-{name}.log")
+    return {name: out for name, (out, _) in running.items()}
 
-    started = time.monotonic()
-    done = subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, env={**os.environ, **env}, check=False
+
+def write_labels(transactions: Path, out: Path) -> Path:
+    """The labels of generated transactions as `rtscore shadow label` reads them (chargebacks, later)."""
+    from extractor.generate import read_jsonl
+
+    with out.open("w") as file:
+        for line in read_jsonl(transactions):
+            label = {"transaction_id": line["transaction"]["id"], "fraud": bool(line.get("label", 0))}
+            file.write(json.dumps(label) + "\n")
+    return out
+
+
+def _start(args: list[str], env: dict[str, str]) -> tuple[list[str], subprocess.Popen[str]]:
+    popen = subprocess.Popen(
+        [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
     )
-    log.write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).splitlines()[-10:])
-        raise RtscoreError(f"rtscore {' '.join(args)} failed with status {done.returncode}:\n{tail}")
-    _ = started
-    return done.stdout
+    return args, popen
 
 
-def generate(platform: Platform, count: int, seed: int, name: str) -> Path:
-    """`rtscore extractor generate`: labelled transactions, deterministic by seed."""
-    out = platform.work / f"{name}.jsonl"
-    args = ["extractor", "generate", "--count", str(count), "--seed", str(seed), "--out", str(out)]
-    _run_cli(args, platform.env, platform.work / "logs" / f"generate-{name}.log")
+def _finish(args: list[str], popen: subprocess.Popen[str], log: Path) -> str:
+    """Wait for a started command; its stdout, or an error naming the command and its output's end."""
+    out, err = popen.communicate()
+    log.write_text(out + err)
+    if popen.returncode != 0:
+        tail = "\n".join((err or out).splitlines()[-10:])
+        raise RtscoreError(f"rtscore {' '.join(args)} failed with status {popen.returncode}:\n{tail}")
     return out
 
 
 def train_both(platform: Platform, transactions: Path) -> tuple[Trained, Trained]:
     """`rtscore extractor train` for v1 and v2, side by side."""
-    import os
-
     running = []
     for recipe in (V1, V2):
         bundle = platform.work / f"fraud-{recipe.version_label}.zip"
         args = ["extractor", "train", "--transactions", str(transactions), "--out", str(bundle),
                 "--trees", str(recipe.trees), "--max-nodes", str(recipe.max_nodes),
                 "--seed", str(recipe.seed)]  # fmt: skip
-        popen = subprocess.Popen(
-            [*CLI, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **platform.env},
-        )
-        running.append((recipe, bundle, args, popen))
+        running.append((recipe, bundle, _start(args, platform.env)))
     trained = []
-    for recipe, bundle, args, popen in running:
-        out, err = popen.communicate()
-        (platform.work / "logs" / f"train-{recipe.version_label}.log").write_text(out + err)
-        if popen.returncode != 0:
-            raise RtscoreError(
-                f"rtscore {' '.join(args)} failed with status {popen.returncode}:\n{err[-800:]}"
-            )
+    for recipe, bundle, (args, popen) in running:
+        out = _finish(args, popen, platform.work / "logs" / f"train-{recipe.version_label}.log")
         trained.append(Trained(recipe, bundle, _last_json(out)))
     return trained[0], trained[1]
 
@@ -194,19 +196,26 @@ class Governance:
         self.deploy("author", v2.version, "qa", "champion", "v2 signed off in qa")
         self.deploy("author", v2.version, ENVIRONMENT, "shadow", "v2 runs dark on live traffic")
 
-    def evaluate(self, version: int) -> dict[str, Any]:
-        """`rtscore shadow evaluate MODEL@V --env production --json`, recorded in the registry."""
+    def evaluate(self, version: int, labels: Path | None = None) -> dict[str, Any]:
+        """`rtscore shadow evaluate MODEL@V --env production --json`, recorded in the registry.
+
+        `labels` (chargebacks for the traffic's transactions) are stored first, as `rtscore shadow label`
+        stores them, so the evaluation carries the AUC of both models.
+        """
+        if labels is not None:
+            import asyncio
+
+            from shadow.queries import load_labels
+
+            asyncio.run(load_labels(self.platform.database_url, labels))
         env = {**self.platform.env, "RTSCORE_TOKEN": read_token(self.platform.tokens["service"])}
         args = ["shadow", "evaluate", f"{MODEL}@{version}", "--env", ENVIRONMENT, "--json"]
-        import os
-
-        done = subprocess.run(
-            [*CLI, *args], capture_output=True, text=True, env={**os.environ, **env}, check=False
-        )
-        (self.platform.work / "logs" / "shadow-evaluate.log").write_text(done.stdout + done.stderr)
-        result = _last_json(done.stdout)
+        args_, popen = _start(args, env)
+        out, err = popen.communicate()  # status 3 is a recorded evaluation that failed: the JSON says why
+        (self.platform.work / "logs" / "shadow-evaluate.log").write_text(out + err)
+        result = _last_json(out)
         if not result:
-            raise RtscoreError(f"rtscore {' '.join(args)} failed ({done.returncode}): {done.stderr[-600:]}")
+            raise RtscoreError(f"rtscore {' '.join(args_)} failed ({popen.returncode}): {err[-600:]}")
         return result
 
     def history(self) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ def latency_ms(result: RunResult) -> dict[str, Any]:
         achieved_rate=round(result.achieved_rate, 1),
         client=result.client,
         late_sends=result.late_sends,
+        timeline=result.recorder.timeline_buckets(60),
     )
     return figures
 
@@ -124,10 +125,16 @@ def write_png(
         over_time.plot(t, [b["p50"] for b in buckets], label="p50")
         over_time.plot(t, [b["p99"] for b in buckets], label="p99")
         over_time.plot(t, [b["max"] for b in buckets], linestyle=":", label="max")
+    sent = np.asarray(result.recorder.sent_at)
+    failed = ~np.asarray(result.recorder.ok, dtype=bool)
+    if failed.any():
+        ceiling = max((b["max"] for b in buckets), default=1.0)
+        over_time.scatter(sent[failed], np.full(int(failed.sum()), ceiling), marker="x", color="black",
+                          label=f"failed calls ({int(failed.sum())})")  # fmt: skip
     for p in promotions:
         over_time.axvline(p["at_s"], color="red", linestyle="--")
-        over_time.annotate(f"promote v{p['to_version']}", (p["at_s"], 0), textcoords="offset points",
-                           xytext=(4, 4), color="red")  # fmt: skip
+        over_time.text(p["at_s"], 0.95, f" promote v{p['to_version']}", color="red", va="top",
+                       transform=over_time.get_xaxis_transform())  # fmt: skip
     over_time.set_xlabel("seconds since the traffic began")
     over_time.set_ylabel("latency (ms)")
     over_time.set_yscale("log")
