@@ -156,16 +156,12 @@ def merge(spec: LoadSpec, results: Sequence[RunResult], processes: int) -> RunRe
     """The runs of several client processes started together as one run of `spec`."""
     recorder = LatencyRecorder()
     sent, window, lag = 0, 0.0, {"p50": 0.0, "p99": 0.0, "max": 0.0}
-    cpu = {"user_s": 0.0, "system_s": 0.0, "calls": 0}
     for result in results:
         recorder.merge(result.recorder)
         sent += result.sent
         window = max(window, result.window_s)
         # The worst client's lag is the one that says whether the clients kept up.
         lag = {k: max(lag[k], result.send_lag_ms[k]) for k in lag}
-        for key in cpu:
-            cpu[key] += (result.client_cpu or {}).get(key, 0.0)
-    cpu_ms = 1e3 * (cpu["user_s"] + cpu["system_s"]) / max(cpu["calls"], 1)
     return RunResult(
         spec,
         recorder,
@@ -174,6 +170,25 @@ def merge(spec: LoadSpec, results: Sequence[RunResult], processes: int) -> RunRe
         lag,
         processes,
         late_sends=sum(r.late_sends for r in results),
-        client_cpu={**cpu, "ms_per_call": round(cpu_ms, 3)},
+        client_cpu=total_cpu(results),
         client=results[0].client if results else "python",
+    )
+
+
+def total_cpu(results: Sequence[RunResult]) -> dict[str, float] | None:
+    """The client CPU of several runs (processes, rounds) added up, per call over all their calls."""
+    measured = [r.client_cpu for r in results if r.client_cpu]
+    if not measured:
+        return None
+    cpu = {key: sum(m.get(key, 0.0) for m in measured) for key in ("user_s", "system_s", "calls")}
+    cpu_ms = 1e3 * (cpu["user_s"] + cpu["system_s"]) / max(cpu["calls"], 1)
+    return {**cpu, "ms_per_call": round(cpu_ms, 3)}
+
+
+def add_client_option(parser: Any) -> None:
+    """The `--client go|python` option of the commands that generate load."""
+    parser.add_argument(
+        "--client",
+        choices=CLIENTS,
+        help=f"load client: go (the native one) or python; default here: {default_client()}",
     )

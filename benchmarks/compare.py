@@ -31,6 +31,9 @@ class Plan:
     sweep_steps: int
     sweep_seconds: float
     mleap_iterations: int
+    # Closed-loop seconds that warm a JVM target before anything is measured: HotSpot compiles MLeap's
+    # transform after thousands of calls, and a served JVM in production is long past that point.
+    jvm_warmup: float
 
 
 FULL = Plan(
@@ -43,6 +46,7 @@ FULL = Plan(
     sweep_steps=8,
     sweep_seconds=8.0,
     mleap_iterations=5_000,
+    jvm_warmup=15.0,
 )
 QUICK = Plan(
     rounds=2,
@@ -54,6 +58,7 @@ QUICK = Plan(
     sweep_steps=0,
     sweep_seconds=0.0,
     mleap_iterations=300,
+    jvm_warmup=3.0,
 )
 
 
@@ -73,6 +78,9 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
         "--frame", type=Path, help="MLeap JSON LeapFrame of input rows instead of the fixture's"
     )
     parser.add_argument("--json", type=Path, help="write the report here, and a PNG beside it")
+    from benchmarks.clients import add_client_option
+
+    add_client_option(parser)
 
 
 def fixture_for(quick: bool, trees: int | None = None, nodes: int | None = None) -> dict[str, Any]:
@@ -149,7 +157,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from benchmarks.session import CompareSession
 
     say = functools.partial(_say, time.monotonic())
-    with CompareSession(fixture, frame, plan, args.batch, say) as session:
+    with CompareSession(fixture, frame, plan, args.batch, say, args.client) as session:
         skipped = session.start(names)
         runs, rate_note = session.measure(args.rate)
         runs += session.mleap() if "mleap" in names and "mleap" not in skipped else []

@@ -3,11 +3,12 @@
 Run: .venv/bin/rtscore bench scorer [--quick] [--rate 500 --seconds 60] [--json FILE]
 
 One worker takes open-loop single-row calls at `--rate` for `--seconds`; two workers then take a ladder
-of rates up to `--top-rate`. The client runs in this process (and a second one above `--one-client-up-to`),
-never inside the server. Beside each run's latency: the server's CPU per call split by thread (the event
-loop, the scoring threads, gRPC's own threads), which says where a call's time goes. Memory is the
-proportional set size (PSS) of each server's whole process tree once warm, so the memory-mapped forest
-that workers share is counted once, not once per worker.
+of rates up to `--top-rate`. The load client is the native one where it is built (`--client python`: in
+this process, and a second one above `--one-client-up-to`), never inside the server. Beside each run's
+latency: the server's CPU per call split by thread (the event loop, the scoring threads, gRPC's own
+threads), which says where a call's time goes. Memory is the proportional set size (PSS) of each
+server's whole process tree once warm, so the memory-mapped forest that workers share is counted once,
+not once per worker.
 """
 
 from __future__ import annotations
@@ -60,8 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, help="one worker's open-loop rate (default 500/s)")
     parser.add_argument("--seconds", type=float, help="measured seconds at that rate (default 60)")
     parser.add_argument("--top-rate", type=float, help="the two workers' ladder ends here (default 2000/s)")
-    parser.add_argument("--one-client-up-to", type=float, default=800.0, help="above: two client processes")
+    parser.add_argument(
+        "--one-client-up-to", type=float, default=800.0, help="above: two Python client processes"
+    )
     parser.add_argument("--json", type=Path, help="write the report here, and a PNG beside it")
+    clients.add_client_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from benchmarks.frames import load_leap_frame
 
     requests = score_requests(load_leap_frame(Path(frame_path)), MODEL, 1)
+    client = args.client or clients.default_client()
     say = functools.partial(_say, time.monotonic())
     runs: list[dict[str, Any]] = []
     memory: dict[str, Any] = {}
@@ -93,16 +98,17 @@ def run(args: argparse.Namespace) -> int:
                 duration=plan.warmup,
                 warmup=0.5,
             )
-            warm = clients.run(warm_up, requests)
+            warm = clients.run(warm_up, requests, client=client)
             memory[server.name] = tree_memory(server.process.pid)
             memory[server.name]["warm_up_calls"] = warm.recorder.requests
             for r in rates:
-                processes = 1 if r <= args.one_client_up_to else 2
+                # the Python client needs a second process at high rates; the native one does not
+                processes = 1 if r <= args.one_client_up_to or client == "go" else 2
                 spec = LoadSpec(
                     server.target, rate=r, channels=channels, duration=each, warmup=min(plan.warmup, 2.0)
                 )
                 before = thread_cpu(server.process.pid)
-                result = _load(spec, requests, processes, f"{server.name} @{r:g}/s")
+                result = _load(spec, requests, processes, f"{server.name} @{r:g}/s", client)
                 cpu = cpu_per_call(before, thread_cpu(server.process.pid), _sent(result, spec))
                 name = f"{server.name}@{r:g}"
                 runs.append(report.run_record(name, result, workers=workers, server_cpu_ms=cpu))
@@ -127,10 +133,12 @@ def _ladder(top: float) -> tuple[float, ...]:
     return tuple(round(s) for s in steps if s >= 1)
 
 
-def _load(spec: LoadSpec, requests: Sequence[bytes], processes: int, label: str) -> RunResult:
+def _load(
+    spec: LoadSpec, requests: Sequence[bytes], processes: int, label: str, client: clients.Client | None
+) -> RunResult:
     bar = ProgressBar(label, clients.expected_seconds(spec))
     try:
-        return clients.run(spec, requests, processes, bar)
+        return clients.run(spec, requests, processes, bar, client)
     finally:
         bar.close()
 

@@ -43,12 +43,14 @@ class CompareSession:
         plan: Plan,
         batch: int,
         say: Callable[[str], None],
+        client: clients.Client | None = None,
     ) -> None:
         self.fixture = fixture
         self.frame = frame
         self.plan = plan
         self.batch = batch
         self.say = say
+        self.client = client
         self.requests = score_requests(frame, MODEL_NAME, batch)
         self.servers: dict[str, ServerProcess] = {}
         self.skipped: dict[str, str] = {}
@@ -132,7 +134,7 @@ class CompareSession:
         label = f"{name} {'closed' if rate is None else f'@{rate:g}/s'}"
         bar = ProgressBar(label, clients.expected_seconds(spec))
         try:
-            return clients.run(spec, self.requests, 1, bar)
+            return clients.run(spec, self.requests, 1, bar, self.client)
         finally:
             bar.close()
 
@@ -144,6 +146,9 @@ class CompareSession:
         if not names:
             return [], {"rate": 0.0, "reason": "no gRPC target started"}
         note: dict[str, Any]
+        if "mleap-served" in names:
+            self.say(f"warming mleap-served's JVM: {self.plan.jvm_warmup:g} s of back-to-back calls")
+            self._load("mleap-served", None, self.plan.jvm_warmup, 0.5, 0)
         if rate is None:
             capacity = {
                 n: self._load(n, None, self.plan.probe_seconds, min(self.plan.warmup, 0.5), 0).achieved_rate
@@ -273,4 +278,14 @@ def _combine(first: RunResult, more: RunResult) -> RunResult:
     lag = {k: max(first.send_lag_ms[k], more.send_lag_ms[k]) for k in first.send_lag_ms}
     window = first.window_s + more.window_s
     spec = replace(first.spec, duration=(first.spec.duration or 0) + (more.spec.duration or 0))
-    return RunResult(spec, recorder, first.sent + more.sent, window, lag, first.processes)
+    return RunResult(
+        spec,
+        recorder,
+        first.sent + more.sent,
+        window,
+        lag,
+        first.processes,
+        late_sends=first.late_sends + more.late_sends,
+        client_cpu=clients.total_cpu([first, more]),
+        client=first.client,
+    )
