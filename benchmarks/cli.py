@@ -89,6 +89,9 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
         help="connections per client process, calls spread over them (several per server worker)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the Poisson arrivals")
+    from benchmarks.clients import add_client_option
+
+    add_client_option(parser)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -118,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
             pool = _run_pool(args, spec, requests, bar)
             result = pool.pop("result")
         else:
-            result = clients.run(spec, requests, args.processes, bar)
+            result = clients.run(spec, requests, args.processes, bar, args.client)
     finally:
         bar.close()
     record = report.run_record(args.name, result, batch=args.batch, **pool)
