@@ -1,4 +1,5 @@
-"""The regression guard: `rtscore bench compare --quick` runs end to end and writes the report contract."""
+"""The regression guard: `rtscore bench compare --quick` runs end to end and writes the report contract,
+with the transport floor and MLeap served beside rtscore and the headline ratios over both."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ RUN_KEYS = {"name", "target", "mode", "rate", "achieved_rate", "requests", "erro
 
 
 @pytest.mark.timeout(600)
-def test_quick_compare_measures_before_mleap_and_rtscore(tmp_path: Path) -> None:
+def test_quick_compare_measures_floor_before_mleap_and_rtscore(tmp_path: Path) -> None:
     out = tmp_path / "quick.json"
     done = rtscore("bench", "compare", "--quick", "--json", str(out), timeout=540)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -25,7 +26,20 @@ def test_quick_compare_measures_before_mleap_and_rtscore(tmp_path: Path) -> None
     assert report["machine"]["cores"] >= 1
     assert {"trees", "nodes", "max_depth"} <= report["fixture"].keys()
     prefixes = {run["name"].split("-")[0].split("@")[0] for run in report["runs"]}
-    assert {"before", "mleap", "rtscore"} <= prefixes
+    assert {"floor", "before", "mleap", "rtscore"} <= prefixes
+    runs = {run["name"]: run for run in report["runs"]}
+    assert {"floor", "mleap-served", "mleap-jvm-inprocess", "rtscore-1", "rtscore-2"} <= runs.keys()
+    for name in ("floor", "mleap-served"):
+        # Both answer every call they get; an overloaded machine may only time some out.
+        assert runs[name]["requests"] > 0, name
+        wrong = {"INVALID_ARGUMENT", "UNIMPLEMENTED", "INTERNAL", "NOT_FOUND"}
+        assert not wrong & runs[name]["errors"].keys(), name
+    pairs = {(h["run"], h["over"]) for h in report["compare"]["headline"]}
+    assert {(r, o) for r in ("rtscore-1", "rtscore-2") for o in ("floor", "mleap-served")} <= pairs
+    for ratio in report["compare"]["headline"]:
+        assert ratio["p50"] > 0, ratio
+        assert ratio["p99"] > 0, ratio
+    assert "rtscore over the transport floor and over MLeap served" in done.stdout
     for run in report["runs"]:
         assert run.keys() >= RUN_KEYS, run["name"]
         assert run["latency_ms"].keys() >= LATENCY_KEYS, run["name"]

@@ -1,0 +1,144 @@
+"""The comparison's reference servers: the transport floor and MLeap served by grpc-java."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from benchmarks.frames import to_frame
+from benchmarks.targets import floor_server, mleap_served, rtscore_scorer
+from protos.rtscore.v1 import frame_pb2, scorer_pb2, scorer_pb2_grpc
+from rtscore.errors import Unavailable
+from scorer.bundle.model import load_bundle
+from scorer.service.frames import check_inputs, to_leap_frame, to_wire_frame
+from tests.paths import FIXTURES
+
+pytestmark = pytest.mark.slow
+
+
+def _leap_frame(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return loaded
+
+
+def _in_process(bundle: Path, wire: frame_pb2.Frame) -> frame_pb2.Frame:
+    """rtscore's own runtime on the frame: the model's outputs, as the scorer encodes them."""
+    loaded = load_bundle(bundle)
+    inputs = {f.name: f for f in loaded.input_schema}
+    out = loaded.transform(check_inputs(to_leap_frame(wire, inputs), loaded.input_schema))
+    return to_wire_frame(out, [f.name for f in loaded.output_schema])
+
+
+def _dense_doubles(wire: frame_pb2.Frame) -> frame_pb2.Frame:
+    """The same rows with every double column moved into the row-major `dense` block."""
+    doubles = [c for c in wire.columns if c.type == frame_pb2.COLUMN_TYPE_DOUBLE]
+    matrix = np.column_stack([np.asarray(c.doubles, dtype="<f8") for c in doubles])
+    dense = frame_pb2.DenseDoubles(names=[c.name for c in doubles], values=matrix.tobytes())
+    kept = [c for c in wire.columns if c.type != frame_pb2.COLUMN_TYPE_DOUBLE]
+    return frame_pb2.Frame(rows=wire.rows, columns=kept, dense=dense)
+
+
+def _assert_same_frames(got: frame_pb2.Frame, want: frame_pb2.Frame) -> None:
+    assert [(c.name, c.type, list(c.shape)) for c in got.columns] == [
+        (c.name, c.type, list(c.shape)) for c in want.columns
+    ]
+    for mine, theirs in zip(got.columns, want.columns, strict=True):
+        np.testing.assert_allclose(mine.doubles, theirs.doubles, rtol=1e-12, atol=1e-12, err_msg=mine.name)
+        assert list(mine.int64s) == list(theirs.int64s), mine.name
+        assert list(mine.strings) == list(theirs.strings), mine.name
+
+
+def _serving(channel: grpc.Channel, service: str) -> bool:
+    health = health_pb2_grpc.HealthStub(channel)
+    reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+@pytest.mark.jvm
+def test_mleap_served_scores_columnar_and_dense_frames_like_rtscore() -> None:
+    bundle = FIXTURES / "airbnb.model.lr.zip"
+    wire = to_frame(_leap_frame("frame.airbnb.json"))
+    expected = _in_process(bundle, wire)
+    try:
+        server = mleap_served(bundle, "airbnb")
+    except Unavailable as err:
+        pytest.skip(str(err))
+    with server, grpc.insecure_channel(server.target) as channel:
+        stub = scorer_pb2_grpc.ScorerStub(channel)
+        assert _serving(channel, "rtscore.v1.Scorer")
+        assert _serving(channel, "airbnb")
+
+        columnar = stub.Score(scorer_pb2.ScoreRequest(model="airbnb", frame=wire), timeout=30)
+        assert columnar.model == "airbnb"
+        _assert_same_frames(columnar.frame, expected)
+        # Strings stay columns; every double input travels in the dense block.
+        dense = _dense_doubles(wire)
+        assert dense.dense.names
+        assert dense.columns
+        mixed = stub.Score(
+            scorer_pb2.ScoreRequest(model=f"airbnb@{columnar.version}", frame=dense), timeout=30
+        )
+        _assert_same_frames(mixed.frame, expected)
+
+        picked = stub.Score(
+            scorer_pb2.ScoreRequest(model="airbnb", frame=wire, select=["price_prediction"]), timeout=30
+        )
+        assert [c.name for c in picked.frame.columns] == ["price_prediction"]
+        info = stub.GetModel(scorer_pb2.GetModelRequest(model="airbnb"), timeout=30)
+        assert {f.name for f in info.outputs} == {c.name for c in expected.columns}
+
+        truncated = frame_pb2.Frame()
+        truncated.CopyFrom(dense)
+        truncated.dense.values = dense.dense.values[:-8]
+        refusals = {
+            "unknown model": (scorer_pb2.ScoreRequest(model="other", frame=wire), grpc.StatusCode.NOT_FOUND),
+            "short dense block": (
+                scorer_pb2.ScoreRequest(model="airbnb", frame=truncated),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+            "missing inputs": (
+                scorer_pb2.ScoreRequest(model="airbnb", frame=frame_pb2.Frame(rows=1)),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+        }
+        for what, (request, code) in refusals.items():
+            with pytest.raises(grpc.RpcError) as failure:
+                stub.Score(request, timeout=30)
+            assert failure.value.code() == code, what
+            assert failure.value.details(), what
+        # Still serving after the refusals.
+        again = stub.Score(scorer_pb2.ScoreRequest(model="airbnb", frame=wire), timeout=30)
+        _assert_same_frames(again.frame, expected)
+
+
+def test_floor_answers_with_the_scorers_own_reply() -> None:
+    bundle, frame = FIXTURES / "demo.zip", FIXTURES / "frame.demo.json"
+    request = scorer_pb2.ScoreRequest(model="bench", frame=to_frame(_leap_frame("frame.demo.json"), [0]))
+    floor, scorer = floor_server(bundle, frame, "bench"), rtscore_scorer(bundle, "bench", workers=1)
+    with contextlib.ExitStack() as stack:
+        for server in (floor, scorer):  # both boot at once
+            server.launch()
+            stack.callback(server.stop)
+        floor.wait_ready()
+        scorer.wait_ready()
+        replies = {}
+        for server in (floor, scorer):
+            with grpc.insecure_channel(server.target) as channel:
+                call = channel.unary_unary("/rtscore.v1.Scorer/Score")
+                replies[server.name] = call(request.SerializeToString(), timeout=30)
+                assert _serving(channel, "rtscore.v1.Scorer"), server.name
+        with grpc.insecure_channel(floor.target) as channel:
+            # Fixed: whatever the request says, the same bytes come back.
+            other = channel.unary_unary("/rtscore.v1.Scorer/Score")(b"\x0a\x01x", timeout=30)
+    assert len(replies["floor"]) == len(replies["rtscore-1"])
+    assert other == replies["floor"]
+    ours, theirs = (scorer_pb2.ScoreResponse.FromString(replies[n]) for n in ("floor", "rtscore-1"))
+    assert (ours.model, ours.version) == (theirs.model, theirs.version)
+    _assert_same_frames(ours.frame, theirs.frame)
