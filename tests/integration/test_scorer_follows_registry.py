@@ -132,12 +132,12 @@ class Fleet:
     tmp: Path
     sha: dict[int, str] = field(default_factory=dict)
 
-    async def wait_members(self, check: Any, seconds: float = 10.0) -> pb.Membership:
-        """The first WatchMembers message for which check(message) holds."""
+    async def wait_members(self, check: Any, seconds: float = 10.0, env: str = ENV) -> pb.Membership:
+        """The first WatchMembers message of env/fraud for which check(message) holds."""
         channel = grpc.aio.insecure_channel(self.address)
         stub = pb_grpc.RegistryStub(channel)
         call = stub.WatchMembers(
-            pb.WatchMembersRequest(environment=ENV, pool=POOL), metadata=self.service.metadata
+            pb.WatchMembersRequest(environment=env, pool=POOL), metadata=self.service.metadata
         )
         try:
             async with asyncio.timeout(seconds):
@@ -428,6 +428,33 @@ async def test_admin_calls_are_refused_without_the_operator_token_and_change_not
             code, details = await status_of(call)
             assert code == grpc.StatusCode.PERMISSION_DENIED, details
         assert await scorer.stub.ListModels(scorer_pb2.ListModelsRequest()) == before
+
+
+async def test_workers_of_one_host_are_one_member_and_fetch_each_bundle_once(fleet: Fleet) -> None:
+    await fleet.approver.call(
+        "Deploy",
+        pb.DeployRequest(name="fraud", version=1, environment="qa", pool=POOL, role="champion", reason="qa"),
+    )
+    host = Process(
+        ["scorer", "serve", "--port", "0", "--workers", "2", "--registry", fleet.address, "--pool", POOL,
+         "--env", "qa", "--token-file", str(fleet.tmp / "token"), "--heartbeat-ttl", str(TTL_S),
+         "--scoring-threads", "1"],
+        {"RTSCORE_CACHE_DIR": str(fleet.tmp / "workers-cache")}, fleet.tmp / "workers.log", "2 workers",
+    )  # fmt: skip
+    await asyncio.to_thread(host.start)
+    try:
+        endpoint = host.banner.split("serving on ")[1].split()[0]
+        members = await fleet.wait_members(lambda m: any(x.hosted for x in m.members), env="qa")
+        assert [(m.endpoint, hosted_of(m)) for m in members.members] == [
+            (endpoint, [("fraud", 1, ("champion",), "SERVING")])
+        ]
+        assert len(host.log_messages("model loaded")) == 2  # each worker hosts it
+        assert len(host.log_messages("bundle cached")) == 1  # one download for the host
+        host.signal(signal.SIGTERM)
+        await fleet.wait_members(lambda m: list(m.endpoints) == [], env="qa")
+        assert await asyncio.to_thread(host.wait) == 0
+    finally:
+        host.stop()
 
 
 async def test_a_draining_scorer_leaves_before_its_port_closes_and_a_killed_one_expires(fleet: Fleet) -> None:
