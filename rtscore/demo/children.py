@@ -38,6 +38,8 @@ class Child:
     log: Path
     ready: re.Match[str] | None = None
     stop_grace_s: float = 10.0
+    # Children of one tier do not call each other (peers, such as the scorers): they stop together.
+    tier: int = 0
 
     @property
     def pid(self) -> int:
@@ -82,16 +84,23 @@ class Children:
         timeout_s: float = 120.0,
         env: dict[str, str] | None = None,
         stop_grace_s: float = 10.0,
+        tier: int | None = None,
     ) -> Child:
         """Start `rtscore ARGS` and wait until its log has a line matching `ready` (a regex)."""
-        child = self.spawn(name, args, env=env, stop_grace_s=stop_grace_s)
+        child = self.spawn(name, args, env=env, stop_grace_s=stop_grace_s, tier=tier)
         self.wait_ready(child, ready, timeout_s)
         return child
 
     def spawn(
-        self, name: str, args: Sequence[str], *, env: dict[str, str] | None = None, stop_grace_s: float = 10.0
+        self,
+        name: str,
+        args: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        stop_grace_s: float = 10.0,
+        tier: int | None = None,
     ) -> Child:
-        """Start `rtscore ARGS` without waiting for it."""
+        """Start `rtscore ARGS` without waiting for it (`tier`: default, one of its own after the last)."""
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{name}.log"
         with log.open("wb") as out:
@@ -103,7 +112,9 @@ class Children:
                 env={**os.environ, **self.env, **(env or {})},
                 start_new_session=True,
             )
-        child = Child(name, list(args), popen, log, stop_grace_s=stop_grace_s)
+        if tier is None:
+            tier = max((c.tier for c in self.running), default=-1) + 1
+        child = Child(name, list(args), popen, log, stop_grace_s=stop_grace_s, tier=tier)
         self.running.append(child)
         return child
 
@@ -129,27 +140,28 @@ class Children:
                 )
             time.sleep(0.1)
 
-    def stop(self, child: Child) -> int | None:
-        """SIGTERM (the child drains), SIGKILL after its grace; returns its exit status."""
+    def stop(self, *children: Child) -> None:
+        """SIGTERM the children together (each drains), wait for each, SIGKILL any past its grace."""
         began = time.monotonic()
-        if child.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGTERM)
+        for child in children:
+            if child.popen.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
+        for child in children:
             try:
-                child.popen.wait(timeout=child.stop_grace_s)
+                child.popen.wait(timeout=max(0.0, began + child.stop_grace_s - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with_kill(child)
-        if child in self.running:
-            self.running.remove(child)
-            self.stopped.append((child.name, child.popen.returncode, round(time.monotonic() - began, 2)))
-        return child.popen.returncode
+            if child in self.running:
+                self.running.remove(child)
+                self.stopped.append((child.name, child.popen.returncode, round(time.monotonic() - began, 2)))
 
     def stop_all(self) -> None:
-        """Stop every child still tracked, the last started first; a second Ctrl-C does not interrupt it."""
+        """Stop every child still tracked, the last tier first; a second Ctrl-C does not interrupt it."""
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
         try:
-            for child in reversed(list(self.running)):
-                self.stop(child)
+            for tier in sorted({c.tier for c in self.running}, reverse=True):
+                self.stop(*[c for c in self.running if c.tier == tier])
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -158,6 +170,24 @@ class Children:
         """Stop tracking the children (`--keep`): they keep running; returns them."""
         kept, self.running = self.running, []
         return kept
+
+
+def end_stray_processes(grace_s: float = 3.0) -> list[int]:
+    """End any process this one started and still runs (a load client cut short by Ctrl-C); their pids.
+
+    Only this process's own children are touched, by pid: SIGTERM, then SIGKILL after `grace_s`.
+    """
+    import psutil
+
+    strays = [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+    for process in strays:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(strays, timeout=grace_s)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    return [p.pid for p in strays]
 
 
 def with_kill(child: Child) -> None:

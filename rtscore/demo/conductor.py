@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 
 from rtscore.demo import report as reporting
-from rtscore.demo.children import Children
+from rtscore.demo.children import Children, end_stray_processes
 from rtscore.demo.models import Governance, Trained, generate_both, train_both, write_labels
 from rtscore.demo.platform import (
     GATE,
@@ -108,6 +108,9 @@ def run_demo(options: DemoOptions, console: Console) -> dict[str, Any]:
         return report
     finally:
         if not kept:
+            strays = end_stray_processes()
+            if strays:
+                console.print(f"ended {len(strays)} more processes this run had started: {strays}")
             asyncio.run(drop_database(services.database_url, database_url))
             if options.workdir is None:
                 shutil.rmtree(work, ignore_errors=True)

@@ -27,9 +27,13 @@ PEOPLE = {"author": ("dana", "author"), "approver": ("riley", "approver"), "serv
 # sees hundreds of shadow transactions, not the thousands a real gate would want.
 GATE = {"min_sample_size": 200, "min_agreement": 0.95, "max_score_distance": 0.25}
 
-# The extractor's deadline for its scorer call. Every part of the demo shares one machine (often a
-# laptop with other work on it), so a starved CPU should show as latency in the report, not as failures.
+# The extractor's deadline for its scorer call and its Redis calls. Every part of the demo shares one
+# machine (often a laptop with other work on it): a starved CPU should show as latency, not as failures.
 SCORE_TIMEOUT_MS = 250
+
+# Stop tiers: the registry (0) last; the scorers and the shadow worker (peers) together; the extractor,
+# which calls the scorers, first (it starts in a tier of its own after them).
+PEERS = 1
 
 _LISTENING = r"listening on [0-9.]+:(\d+)"
 _SCORER_READY = r"rtscore scorer: serving on [0-9.]+:(\d+)"
@@ -152,26 +156,9 @@ class Platform:
     def spawn_scorers(self, count: int) -> list[Child]:
         """`count` scorers following pool `fraud` in production (readiness checked by `wait_scorers`)."""
         token = str(self.tokens["service"])
-        return [
-            self.children.spawn(
-                f"scorer-{i + 1}",
-                [
-                    "scorer",
-                    "serve",
-                    "--port",
-                    "0",
-                    "--registry",
-                    self.registry,
-                    "--pool",
-                    POOL,
-                    "--env",
-                    ENVIRONMENT,
-                    "--token-file",
-                    token,
-                ],
-            )
-            for i in range(count)
-        ]
+        args = ["scorer", "serve", "--port", "0", "--registry", self.registry]
+        args += ["--pool", POOL, "--env", ENVIRONMENT, "--token-file", token]
+        return [self.children.spawn(f"scorer-{i + 1}", args, tier=PEERS) for i in range(count)]
 
     def wait_scorers(self, spawned: list[Child]) -> None:
         """Block until every scorer listens; their addresses go to `scorers`."""
@@ -188,6 +175,7 @@ class Platform:
             ["shadow", "run", "--registry", self.registry, "--env", ENVIRONMENT, "--topic", self.shadow_topic,
              "--group", self.shadow_group, "--batch-size", "500", "--log-level", "INFO"],
             env={"RTSCORE_SHADOW_TOKEN": read_token(self.tokens["service"])},
+            tier=PEERS,
         )  # fmt: skip
 
     def start_extractor(self, spec: Path | None, shadow_fraction: float) -> Child:
@@ -203,7 +191,10 @@ class Platform:
             args,
             ready=_EXTRACTOR_READY,
             timeout_s=120.0,
-            env={"RTSCORE_TOKEN": read_token(self.tokens["service"])},
+            env={
+                "RTSCORE_TOKEN": read_token(self.tokens["service"]),
+                "RTSCORE_EXTRACTOR_VELOCITY_TIMEOUT_S": str(SCORE_TIMEOUT_MS / 1e3),
+            },
         )
         assert child.ready is not None
         self.extractor = f"127.0.0.1:{child.ready.group(1)}"
