@@ -1,4 +1,5 @@
-"""A blocking client of the registry for the CLI and scripts (RTSCORE_REGISTRY, RTSCORE_TOKEN)."""
+"""A blocking client of the registry for the CLI and scripts (RTSCORE_REGISTRY, RTSCORE_TOKEN; TLS with
+RTSCORE_REGISTRY_CA, mutual TLS adding RTSCORE_REGISTRY_CERT and RTSCORE_REGISTRY_KEY)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import grpc
 from protos.rtscore.v1 import registry_pb2 as pb
 from protos.rtscore.v1 import registry_pb2_grpc as pb_grpc
 from rtscore.errors import InvalidArgument, RtscoreError
+from rtscore.tls import channel_credentials, wants_tls
 
 CHUNK = 1 << 20
 # upload chunk: fewer, larger messages move bytes faster through gRPC; servers accept up to 8 MiB
@@ -26,6 +28,11 @@ class RegistryCallError(RtscoreError):
     def __init__(self, method: str, err: grpc.RpcError) -> None:
         self.code = err.code()
         super().__init__(f"{method}: {self.code.name}: {err.details()}")
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
 
 
 def file_sha256(path: Path) -> str:
@@ -58,11 +65,10 @@ class RegistryClient:
             ("grpc.max_receive_message_length", 2 * UPLOAD_CHUNK),
             ("grpc.max_send_message_length", 2 * UPLOAD_CHUNK),
         ]
-        ca_path = ca or (
-            Path(os.environ["RTSCORE_REGISTRY_CA"]) if os.environ.get("RTSCORE_REGISTRY_CA") else None
-        )
-        if ca_path is not None:
-            creds = grpc.ssl_channel_credentials(root_certificates=ca_path.read_bytes())
+        ca_path = ca or _env_path("RTSCORE_REGISTRY_CA")
+        cert, key = _env_path("RTSCORE_REGISTRY_CERT"), _env_path("RTSCORE_REGISTRY_KEY")
+        if wants_tls(ca_path, cert, key):
+            creds = channel_credentials(ca_path, cert, key)  # cert + key: mutual TLS
             self.channel = grpc.secure_channel(self.address, creds, options=options)
         else:
             self.channel = grpc.insecure_channel(self.address, options=options)

@@ -29,6 +29,8 @@ _SETTINGS_FLAGS = {
     "env": "environment",
     "token_file": "registry_token_file",
     "registry_ca": "registry_ca",
+    "registry_cert": "registry_cert",
+    "registry_key": "registry_key",
     "operator_token_file": "operator_token_file",
     "advertise": "advertise",
     "heartbeat_ttl": "heartbeat_ttl_s",
@@ -78,6 +80,8 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     follow.add_argument("--env", help="environment whose deployments to host (default: production)")
     follow.add_argument("--token-file", metavar="FILE", help="file with the registry token (service role)")
     follow.add_argument("--registry-ca", metavar="PEM", help="CA of the registry's TLS certificate")
+    follow.add_argument("--registry-cert", metavar="PEM", help="client certificate for a mutual-TLS registry")
+    follow.add_argument("--registry-key", metavar="PEM", help="private key of --registry-cert")
     follow.add_argument("--advertise", metavar="HOST:PORT", help="endpoint announced to the membership")
     follow.add_argument("--heartbeat-ttl", type=float, metavar="SECONDS", help="membership ttl (default 3)")
     admin = serve.add_argument_group("admin calls and TLS")

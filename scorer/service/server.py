@@ -149,7 +149,10 @@ class ScorerServer:
     def _following(self) -> RegistryFollowing:
         s = self.settings
         assert s.registry is not None
-        connection = RegistryConnection(s.registry, read_token(s.registry_token_file) or "", ca=s.registry_ca)
+        token = read_token(s.registry_token_file) or ""
+        connection = RegistryConnection(
+            s.registry, token, ca=s.registry_ca, cert=s.registry_cert, key=s.registry_key
+        )
         return RegistryFollowing(
             self.core, connection, environment=s.environment, pool=s.pool, endpoint=self.endpoint,
             cache=BundleCache(s.bundle_cache_dir or default_bundle_cache_dir()), changes=self._changes,

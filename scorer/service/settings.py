@@ -67,6 +67,10 @@ class ScorerSettings(BaseSettings):
     """File holding the bearer token for the registry (a `service` role token)."""
     registry_ca: Path | None = None
     """PEM CA of the registry's TLS certificate; set it when the registry speaks TLS."""
+    registry_cert: Path | None = None
+    """PEM client certificate for a registry that wants mutual TLS (with registry_key)."""
+    registry_key: Path | None = None
+    """PEM private key of registry_cert."""
     pool: str = "default"
     """Registry pool whose deployments this scorer hosts."""
     environment: str = "production"
