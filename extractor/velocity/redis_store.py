@@ -10,6 +10,7 @@ cap on the entity's event count, and a TTL of the retention so idle entities exp
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -20,6 +21,7 @@ from redis.retry import Retry
 from extractor.velocity.base import VelocityUnavailable
 from extractor.velocity.plan import VelocityEvent, VelocityPlan
 
+log = logging.getLogger(__name__)
 _SEP = "\x1f"  # unit separator: transaction ids and entity values are refused when they hold one
 _MODES = {(True, True): "rw", (True, False): "r", (False, True): "w"}
 # KEYS: one sorted set per group with an entity. ARGV: t, own id, retention, cap, mode, then per key:
@@ -138,7 +140,7 @@ class RedisVelocityStore:
         try:
             async with asyncio.timeout(self.timeout_s):
                 await self._client.ping()
-        except (RedisError, OSError, TimeoutError) as err:
+        except Exception as err:
             raise VelocityUnavailable(f"Redis at {self.url} does not answer: {_why(err)}") from None
 
     async def flush_namespace(self) -> None:
@@ -174,11 +176,15 @@ class RedisVelocityStore:
         try:
             async with asyncio.timeout(self.timeout_s):
                 reply = await self._script(keys=keys, args=args)
-        except (RedisError, OSError, TimeoutError) as err:
-            if isinstance(err, ConnectionError | OSError):
-                # A restarted Redis leaves every pooled connection dead: drop them all at once, so the
+        except Exception as err:
+            # Besides RedisError and timeouts, redis-py lets internal errors out of a connection that
+            # broke mid-call (AttributeError on a closed writer): every failure here means "not now".
+            if not isinstance(err, RedisError | TimeoutError):
+                log.info("Redis call failed", exc_info=True)
+            if isinstance(err, ConnectionError | OSError | AttributeError):
+                # A restarted Redis leaves every idle pooled connection dead: drop them at once, so the
                 # next call connects afresh instead of finding the next dead one.
-                await self._client.connection_pool.disconnect()
+                await self._client.connection_pool.disconnect(inuse_connections=False)
             raise VelocityUnavailable(f"Redis at {self.url} did not answer: {_why(err)}") from None
         if not read:
             return []
