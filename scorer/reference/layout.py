@@ -7,7 +7,7 @@ import os
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtscore.errors import FailedPrecondition, Unavailable
@@ -33,11 +33,12 @@ class HarnessLayout:
     """A Maven project around MLeap's runtime and the runnable layout it builds (jar plus target/lib)."""
 
     project: Path
-    jar_name: str = JAR_NAME
-    main_class: str = MAIN_CLASS
+    # Keyword-only, so `HarnessLayout(project)` and subclasses' positional fields stay as they were.
+    jar_name: str = field(default=JAR_NAME, kw_only=True)
+    main_class: str = field(default=MAIN_CLASS, kw_only=True)
     # Files outside the project that the build reads (a change makes the jar stale).
-    inputs: tuple[Path, ...] = ()
-    title: str = "the MLeap reference harness"
+    inputs: tuple[Path, ...] = field(default=(), kw_only=True)
+    title: str = field(default="the MLeap reference harness", kw_only=True)
 
     @classmethod
     def default(cls) -> HarnessLayout:
@@ -47,7 +48,13 @@ class HarnessLayout:
     @classmethod
     def served(cls) -> HarnessLayout:
         """`jvm/served`: MLeap's runtime behind a grpc-java `rtscore.v1.Scorer` server."""
-        return cls(SERVED_PROJECT, SERVED_JAR_NAME, SERVED_MAIN_CLASS, SERVED_PROTOS, "mleap-served")
+        return cls(
+            SERVED_PROJECT,
+            jar_name=SERVED_JAR_NAME,
+            main_class=SERVED_MAIN_CLASS,
+            inputs=SERVED_PROTOS,
+            title="mleap-served",
+        )
 
     @property
     def jar(self) -> Path:
