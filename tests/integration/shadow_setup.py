@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -56,12 +58,16 @@ def champion_scores(bundle: Path, x: np.ndarray) -> np.ndarray:
 
 
 def shadow_record(txn_id: str, row: np.ndarray, score: float, *, names: Sequence[str] = FEATURES) -> bytes:
-    """A ShadowRecord as the extractor produces it: dense features, the champion fraud@1's decision."""
+    """A ShadowRecord made by the extractor's own code: dense features, the champion fraud@1's decision."""
+    from extractor.shadow import shadow_record as extractor_record
+
     stamp = Timestamp()
     stamp.GetCurrentTime()
-    features = frame_pb2.Frame(
-        rows=1, dense=frame_pb2.DenseDoubles(names=list(names), values=row.astype("<f8").tobytes())
-    )
+    if len(row) == len(names):
+        features = _encoder(tuple(names)).frame(row.tolist())
+    else:  # a malformed frame, as no extractor would send it
+        values = row.astype("<f8").tobytes()
+        features = frame_pb2.Frame(rows=1, dense=frame_pb2.DenseDoubles(names=list(names), values=values))
     decision = extractor_pb2.Decision(
         transaction_id=txn_id,
         score=score,
@@ -69,14 +75,24 @@ def shadow_record(txn_id: str, row: np.ndarray, score: float, *, names: Sequence
         version="1",
         timings=extractor_pb2.StageTimings(score_ms=0.2),
     )
-    return extractor_pb2.ShadowRecord(
-        transaction=extractor_pb2.Transaction(id=txn_id, event_time=stamp, amount_minor=1000, currency="USD"),
-        features=features,
-        decision=decision,
-        environment="production",
+    tx = extractor_pb2.Transaction(id=txn_id, event_time=stamp, amount_minor=1000, currency="USD")
+    record = extractor_record(
+        tx,
+        features,
+        decision,
         sample_key="transaction",
-        decided_at=stamp,
-    ).SerializeToString()
+        spec_name="test",
+        spec_sha256="",
+        environment="production",
+    )
+    return record.SerializeToString()
+
+
+@functools.cache
+def _encoder(names: tuple[str, ...]) -> Any:
+    from extractor.frames import RowEncoder
+
+    return RowEncoder(list(names), dense=True)
 
 
 def records(champion: Path, count: int, seed: int, prefix: str) -> list[tuple[str, bytes]]:

@@ -162,8 +162,9 @@ async def test_killed_workers_and_a_second_worker_store_every_record_once_and_th
                 if kill == 2:
                     b = start("b", 0)
             await wait_for(lambda: _stored_at_least(pool, topic, RECORDS), 90, "every record stored")
-            # the group split the partitions between the two live workers
-            assert 0 < len(b.assigned()) < PARTITIONS
+            # both live workers held partitions of the group (the last restart of a joined beside b)
+            assert b.assigned()
+            assert a.assigned()
             assert a.assigned() | b.assigned() == set(range(PARTITIONS))
         finally:
             for worker in workers:
