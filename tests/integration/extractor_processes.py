@@ -7,6 +7,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,18 +25,24 @@ class Served:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> None:
         command = [sys.executable, "-m", "rtscore.cli", *args, "--port", "0"]
-        self.proc = subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, **(env or {})},
-        )  # fmt: skip
+        # stderr to a file: a pipe nobody reads fills up and blocks the server's logging.
+        self.log = Path(tempfile.mkstemp(prefix="rtscore-served-", suffix=".log")[1])
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
+                env={**os.environ, **(env or {})},
+            )  # fmt: skip
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
         banner = self.proc.stdout.readline().strip() if ready else ""
         if "serving on" not in banner:
             self.kill()
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            raise AssertionError(f"{' '.join(args[:2])} did not start: {banner!r} {err[-3000:]}")
+            raise AssertionError(f"{' '.join(args[:2])} did not start: {banner!r} {self.stderr()[-3000:]}")
         self.target = banner.split("serving on ")[1].split()[0]
+
+    def stderr(self) -> str:
+        """What the process wrote to stderr so far."""
+        return self.log.read_text(errors="replace")
 
     def stop(self, timeout_s: float = 30.0) -> int:
         """SIGTERM and wait; the exit code."""

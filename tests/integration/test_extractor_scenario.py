@@ -1,0 +1,204 @@
+"""One extractor under steady load with three scorers, a private Redis and a private Kafka, while
+things break: a scorer is SIGKILLed, Kafka is stopped for ~25 s, Redis is stopped and restarted.
+Not one call may fail; shadow copies are dropped and counted while Kafka is away and resume after;
+velocity falls back to the extractor's memory while Redis is away and returns to Redis by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from extractor.transactions import transaction_from_json
+from protos.rtscore.v1 import extractor_pb2, extractor_pb2_grpc
+from rtscore.localservices import LocalServices, LocalServicesSettings
+from rtscore.localservices.kafka import KafkaBroker
+from rtscore.localservices.processes import free_port
+from tests.conftest import REPO_ROOT
+from tests.integration.extractor_processes import Served, fraud_files, scorer, started
+from tests.integration.redis_fixtures import PrivateRedis
+
+__all__ = ["fraud_files", "started"]
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+RATE = 150  # calls per second, open loop
+KAFKA_DOWN_S = 25.0
+
+
+class PrivateKafka:
+    """A broker of this test's own on free ports, stopped and restarted on the same ports and data."""
+
+    def __init__(self, home: Path) -> None:
+        settings = LocalServicesSettings(kafka_bootstrap=None, start_timeout_s=90, stop_timeout_s=10)
+        self.broker = KafkaBroker(home, LocalServices(REPO_ROOT).kafka_libs, settings)
+        self.port, self.controller = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        self.pid = self.broker.start(self.port, self.controller).pid
+
+    def stop(self) -> None:
+        self.broker.stop(self.pid)
+        self.pid = None
+
+
+@pytest.fixture
+def kafka(tmp_path: Path) -> Iterator[PrivateKafka]:
+    broker = PrivateKafka(tmp_path / "kafka")
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Load:
+    """Open-loop Evaluate calls at a fixed rate; every outcome kept."""
+
+    stub: extractor_pb2_grpc.ExtractorStub
+    transactions: list[extractor_pb2.Transaction]
+    failures: list[str] = field(default_factory=list)
+    sent_at: dict[str, float] = field(default_factory=dict)
+    done: int = 0
+    sent: int = 0
+
+    async def run(self, until: asyncio.Event) -> None:
+        """Send until `until` is set, then wait for every answer."""
+        interval = 1.0 / RATE
+        began = time.monotonic()
+        tasks = []
+        i = 0
+        while not until.is_set():
+            delay = began + i * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tx = self.transactions[i % len(self.transactions)]
+            if i >= len(self.transactions):  # the file again, under new ids
+                again = extractor_pb2.Transaction()
+                again.CopyFrom(tx)
+                again.id = f"{tx.id}-r{i // len(self.transactions)}"
+                tx = again
+            self.sent_at[tx.id] = time.monotonic()
+            tasks.append(asyncio.ensure_future(self._one(tx)))
+            i += 1
+        await asyncio.gather(*tasks)
+        self.sent = i
+
+    async def _one(self, tx: extractor_pb2.Transaction) -> None:
+        try:
+            await self.stub.Evaluate(tx, timeout=2.0)
+        except grpc.aio.AioRpcError as err:
+            self.failures.append(f"{err.code().name}: {err.details()}")
+        self.done += 1
+
+
+def _metric(port: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _copies(bootstrap: str, topic: str, timeout_s: float) -> list[extractor_pb2.ShadowRecord]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
+    consumer.subscribe([topic])
+    records, deadline, quiet = [], time.monotonic() + timeout_s, 0
+    try:
+        while time.monotonic() < deadline and quiet < 2:
+            batch = consumer.consume(1000, timeout=1.0)
+            quiet = quiet + 1 if not batch else 0
+            records += [extractor_pb2.ShadowRecord.FromString(m.value()) for m in batch if m.error() is None]
+    finally:
+        consumer.close()
+    return records
+
+
+async def test_extractor_rides_out_a_lost_scorer_kafka_and_redis_outages(
+    fraud_files: tuple[Path, Path],
+    tmp_path: Path,
+    started: list[Served],
+    kafka: PrivateKafka,
+    redis: PrivateRedis,
+) -> None:
+    bundle, traffic = fraud_files
+    with ThreadPoolExecutor(4) as pool:
+        booting = pool.submit(kafka.start)
+        scorers = list(pool.map(lambda i: scorer(bundle, tmp_path / "cache"), range(3)))
+        started.extend(scorers)
+        booting.result()
+    topic = "shadow-scenario"
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(timeout=30)
+    metrics_port = free_port()
+    extractor = Served(
+        "extractor", "serve", "--scorers", ",".join(s.target for s in scorers), "--model", "fraud",
+        "--velocity", "redis", "--redis-url", redis.url, "--shadow-topic", topic, "--shadow-fraction", "1",
+        "--shadow-key", "card_token", "--kafka-bootstrap", kafka.bootstrap,
+        "--metrics-port", str(metrics_port), "--score-timeout-ms", "1000",
+        env={"RTSCORE_EXTRACTOR_SHADOW_QUEUE_MAX": "1000", "RTSCORE_EXTRACTOR_VELOCITY_RETRY_S": "0.5"},
+    )  # fmt: skip
+    started.append(extractor)
+    with traffic.open() as handle:
+        transactions = [transaction_from_json(json.loads(line)) for line in handle]
+
+    async with grpc.aio.insecure_channel(extractor.target) as channel:
+        load = Load(extractor_pb2_grpc.ExtractorStub(channel), transactions)
+        finish = asyncio.Event()
+        running = asyncio.ensure_future(load.run(finish))
+        await asyncio.sleep(2)
+        scorers[0].proc.kill()  # SIGKILL: its in-flight calls fail over to the other two
+        await asyncio.sleep(1)
+        await asyncio.to_thread(kafka.stop)
+        kafka_stopped = time.monotonic()
+        await asyncio.to_thread(redis.stop)
+        await asyncio.sleep(3)
+        fallbacks_while_down = _metric(metrics_port, "rtscore_extractor_velocity_fallbacks")
+        await asyncio.to_thread(redis.start)
+        await asyncio.sleep(1)
+        fallbacks_after_recovery = _metric(metrics_port, "rtscore_extractor_velocity_fallbacks")
+        await asyncio.sleep(2)
+        recovered = _metric(metrics_port, "rtscore_extractor_velocity_fallbacks") - fallbacks_after_recovery
+        await asyncio.sleep(max(0.0, KAFKA_DOWN_S - (time.monotonic() - kafka_stopped)))
+        dropped_during_outage = _metric(metrics_port, "rtscore_extractor_shadow_dropped")
+        await asyncio.to_thread(kafka.start)
+        kafka_back = time.monotonic()
+        await asyncio.sleep(4)
+        finish.set()
+        await running
+
+    assert load.failures == [], extractor.stderr()[-4000:]
+    assert load.done == load.sent > KAFKA_DOWN_S * RATE
+    assert fallbacks_while_down > RATE  # every call while Redis was away, from memory
+    assert (
+        recovered < 0.05 * 2 * RATE
+    )  # back on Redis by itself (a slow call on a busy host may still fall back)
+    assert dropped_during_outage > 0
+    assert extractor.stop() == 0
+    copies = _copies(kafka.bootstrap, topic, timeout_s=30)
+    late = [c for c in copies if load.sent_at.get(c.transaction.id, 0.0) > kafka_back + 1]
+    assert late, "shadow copies resume once Kafka is back"
+    assert len(copies) < load.done  # what was dropped is missing, not duplicated
+    assert len({c.transaction.id for c in copies}) == len(copies)  # idempotent producer: no duplicates
+    record = late[-1]
+    assert record.sample_key == "card_token"
+    assert record.features.rows == 1
+    assert record.decision.transaction_id == record.transaction.id
