@@ -29,6 +29,7 @@ Resp = TypeVar("Resp")
 _OK = grpc.StatusCode.OK
 _CANCELLED = grpc.StatusCode.CANCELLED
 _INTERNAL = grpc.StatusCode.INTERNAL
+_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 _perf_counter = time.perf_counter
 
 
@@ -86,6 +87,28 @@ def _trace_id(traceparent: str) -> str:
     return f"{tid:032x}" if tid else ""
 
 
+class ThrottledLines:
+    """Paces a log line that comes in floods: at most one per `every_s`, saying how many were skipped."""
+
+    def __init__(self, every_s: float = 1.0) -> None:
+        self.every_s = every_s
+        self._next = 0.0
+        self._skipped = 0
+
+    def due(self) -> int | None:
+        """The count skipped since the last line when a line is due now, else None (and one more skipped)."""
+        now = time.monotonic()
+        if now < self._next:
+            self._skipped += 1
+            return None
+        skipped, self._skipped, self._next = self._skipped, 0, now + self.every_s
+        return skipped
+
+
+# Overload refusals come thousands a second exactly when the process has no time to spare.
+_overload_lines = ThrottledLines()
+
+
 # Which request attribute names the model, per request type; found once per type.
 _MODEL_FIELD: dict[type, str | None] = {}
 
@@ -119,7 +142,11 @@ def handled(method: str) -> Callable[[Callable[..., Awaitable[Resp]]], Callable[
                 raise
             except RtscoreError as err:
                 code = err.code
-                log.info("call refused", extra={"method": method, "code": code.name, "error": str(err)})
+                if code != _EXHAUSTED:
+                    log.info("call refused", extra={"method": method, "code": code.name, "error": str(err)})
+                elif (skipped := _overload_lines.due()) is not None:
+                    detail = {"method": method, "code": code.name, "error": str(err)}
+                    log.info("call refused", extra={**detail, "refused_unlogged": skipped})
                 await context.abort(code, str(err))
                 raise  # unreachable: abort raises
             except Exception:

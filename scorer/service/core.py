@@ -47,9 +47,13 @@ class ScorerCore:
         events: Sequence[CoreEvents] = (),
         inline_rows: int = 0,
         inline_budget_s: float = 0.0,
+        deadline_margin_s: float | None = 0.001,
+        scoring_threads: int = 1,
     ) -> None:
         self.table = ModelTable()
-        self.gate = AdmissionGate(max_in_flight)
+        margin = 0.0 if deadline_margin_s is None else deadline_margin_s
+        self.gate = AdmissionGate(max_in_flight, deadline_margin_s=margin, threads=scoring_threads)
+        self._by_deadline = deadline_margin_s is not None
         self._loader = loader
         self._pool = scoring_pool
         self._budget = canary_budget_s
@@ -59,16 +63,24 @@ class ScorerCore:
         self._swap_lock = asyncio.Lock()
 
     async def score(
-        self, ref: str, frame: Any, checked_for: HostedModel | None = None
+        self,
+        ref: str,
+        frame: Any,
+        checked_for: HostedModel | None = None,
+        deadline_left_s: float | None = None,
     ) -> tuple[Any, HostedModel]:
         """Score `frame` with the model `ref` names; returns the output frame and the version used.
 
         `checked_for` is the version the caller already resolved and fitted the frame to: that version
         scores it, so a frame is never checked against one version and scored by another.
+        `deadline_left_s` is the caller's time left: a call that cannot finish in it is refused at once.
         """
-        self.gate.acquire()
+        hosted = checked_for or self.table.resolve(ref)
+        if deadline_left_s is None or not self._by_deadline:
+            self.gate.acquire()
+        else:
+            self.gate.acquire(deadline_left_s, hosted.expected_seconds(frame.n_rows))
         try:
-            hosted = checked_for or self.table.resolve(ref)
             if checked_for is None:
                 frame = check_inputs(frame, hosted.model.input_schema)
         except BaseException:

@@ -127,7 +127,8 @@ class MleapServicer(grpc_pb2_grpc.MleapServicer):
         frame = _read_frame(request)
         fmt = request.format or JSON_FORMAT
         try:
-            out, _hosted = await self.core.score(request.model_name, frame)
+            left = context.time_remaining()
+            out, _hosted = await self.core.score(request.model_name, frame, deadline_left_s=left)
             body = json.dumps(_selected(out, request.options).to_mleap_json()).encode()
         except (ModelNotFound, OverloadError, Draining):
             raise  # the call itself failed: a gRPC status, as mleap-grpc-server does

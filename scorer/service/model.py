@@ -14,6 +14,8 @@ from scorer.service.double_frames import DoubleFrameDecoder
 
 # Weight of a faster call in a model's moving average of time per row.
 _COST_WEIGHT = 0.1
+# A call slower than this many typical ones counts as only this many in the typical time.
+_OUTLIER_CAP = 4.0
 
 
 class ScoringModel(Protocol):
@@ -70,6 +72,11 @@ class HostedModel:
     in_flight: int = 0
     retired: bool = False
     row_seconds: float | None = None  # recent transform time per row, as measured on real calls
+    # typical transform time of a call, by its row count's power of two, for judging deadlines (a
+    # batch's time is not a row's times its rows: each call has a fixed part): a moving average in
+    # which one stalled call counts at most as _OUTLIER_CAP typical ones, so that a stall cannot make
+    # every later call look late
+    typical_seconds: dict[int, float] = field(default_factory=dict, repr=False)
     _idle: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def __post_init__(self) -> None:
@@ -96,17 +103,28 @@ class HostedModel:
             self._idle.set()
 
     def timed_transform(self, frame: Any) -> Any:
-        """`model.transform(frame)`, keeping `row_seconds` up to date: a slower call counts at once, faster
-        ones through a moving average, so a model that slows down stops being scored inline at once."""
+        """`model.transform(frame)`, keeping `row_seconds` up to date (a slower call counts at once, faster
+        ones through a moving average, so a model that slows down stops being scored inline at once) and
+        the typical time of calls of this size."""
         start = time.perf_counter()
         out = self.model.transform(frame)
-        per_row = (time.perf_counter() - start) / max(frame.n_rows, 1)
+        seconds = time.perf_counter() - start
+        per_row = seconds / max(frame.n_rows, 1)
         previous = self.row_seconds
         if previous is None or per_row > previous:
             self.row_seconds = per_row
         else:
             self.row_seconds = previous + _COST_WEIGHT * (per_row - previous)
+        size = frame.n_rows.bit_length()
+        typical = self.typical_seconds.get(size)
+        if typical is not None:
+            seconds = typical + _COST_WEIGHT * (min(seconds, _OUTLIER_CAP * typical) - typical)
+        self.typical_seconds[size] = seconds
         return out
+
+    def expected_seconds(self, rows: int) -> float:
+        """The typical transform time of a call of `rows` rows; 0 while no call of about that size ran."""
+        return self.typical_seconds.get(rows.bit_length(), 0.0)
 
     async def drained(self) -> None:
         """Wait until no call is in flight on this version."""

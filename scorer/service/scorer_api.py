@@ -55,11 +55,14 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         # a dense block is decoded and fitted as a whole; all-double columns by their recorded layout
         decoder = target.dense_frames if has_dense(wire) else target.double_frames
         frame: LeapFrame | None = decoder.decode(wire)
+        left = context.time_remaining()  # None without a deadline
         if frame is None:
             frame = to_leap_frame(wire, target.inputs_by_name)
-            out, hosted = await self.core.score(request.model, frame)
+            out, hosted = await self.core.score(request.model, frame, deadline_left_s=left)
         else:  # the frame is already fitted to this version
-            out, hosted = await self.core.score(request.model, frame, checked_for=target)
+            out, hosted = await self.core.score(
+                request.model, frame, checked_for=target, deadline_left_s=left
+            )
         if request.select:
             names = list(request.select)
         elif request.include_inputs:

@@ -96,7 +96,8 @@ class ScorerServer:
         self.core = ScorerCore(
             self._loader, pool, max_in_flight=s.max_in_flight, canary_budget_s=budget,
             events=[self.health, self.metrics, self._changes], inline_rows=s.inline_rows,
-            inline_budget_s=s.inline_budget_ms / 1e3,
+            inline_budget_s=s.inline_budget_ms / 1e3, scoring_threads=s.scoring_threads,
+            deadline_margin_s=s.deadline_margin_ms / 1e3 if s.shed_by_deadline else None,
         )  # fmt: skip
         await self.health.models_changed(self.core.table)
         self._server = self._grpc_server()

@@ -33,6 +33,12 @@ class ScorerSettings(BaseSettings):
     model thus never holds the loop, whatever its frames' size."""
     max_in_flight: int = Field(default=256, ge=1)
     """Calls in progress past which new calls get RESOURCE_EXHAUSTED at once."""
+    shed_by_deadline: bool = True
+    """Refuse at once (RESOURCE_EXHAUSTED) a call whose deadline, when it is read, leaves less than its
+    expected transform time, the calls ahead of it and `deadline_margin_ms`: under overload calls wait
+    in gRPC's queue, and one that can only finish late is refused instead of scored for nobody."""
+    deadline_margin_ms: float = Field(default=1.0, ge=0)
+    """Time kept for sending the reply when judging whether a call can finish before its deadline."""
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     """Largest request or response message accepted."""
     canary_interval_s: float = Field(default=10.0, gt=0)
