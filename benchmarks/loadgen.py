@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, MutableSequence, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 import grpc
@@ -18,6 +19,7 @@ import numpy as np
 
 from benchmarks.histogram import LatencyRecorder
 from rtscore.errors import InvalidArgument, Unavailable
+from rtscore.tls import channel_credentials, wants_tls
 
 SCORE_METHOD = "/rtscore.v1.Scorer/Score"
 
@@ -53,6 +55,10 @@ class LoadSpec:
     method: str = SCORE_METHOD
     seed: int = 0
     max_in_flight: int = 10_000
+    # TLS when any is given: the servers' CA (None: the system roots), and a client certificate + key
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
 
     def check(self) -> None:
         """Raise InvalidArgument naming the first setting that cannot work."""
@@ -72,6 +78,13 @@ class LoadSpec:
             raise InvalidArgument("warmup must be >= 0 and timeout > 0 seconds")
         if self.concurrency < 1 or self.max_in_flight < 1 or self.channels < 1:
             raise InvalidArgument("concurrency, channels and max_in_flight must be at least 1")
+        if (self.cert is None) != (self.key is None):
+            raise InvalidArgument("a client certificate needs its key, and a key its certificate")
+
+    @property
+    def tls(self) -> bool:
+        """Whether calls go over TLS."""
+        return wants_tls(self.ca, self.cert, self.key)
 
     def share(self, index: int, parts: int) -> LoadSpec:
         """This spec's part `index` of `parts` client processes: rate, callers and count split evenly."""
@@ -156,11 +169,15 @@ async def run_load(
     if spec.channels > 1:
         # a connection per channel: SO_REUSEPORT spreads connections, not calls, over server workers
         options.append(("grpc.use_local_subchannel_pool", 1))
+    credentials = channel_credentials(spec.ca, spec.cert, spec.key) if spec.tls else None
+
+    def channel() -> grpc.aio.Channel:
+        if credentials is None:
+            return grpc.aio.insecure_channel(spec.target, options=options)
+        return grpc.aio.secure_channel(spec.target, credentials, options=options)
+
     async with contextlib.AsyncExitStack() as stack:
-        channels = [
-            await stack.enter_async_context(grpc.aio.insecure_channel(spec.target, options=options))
-            for _ in range(spec.channels)
-        ]
+        channels = [await stack.enter_async_context(channel()) for _ in range(spec.channels)]
         try:
             ready = (channel.channel_ready() for channel in channels)
             await asyncio.wait_for(asyncio.gather(*ready), timeout=spec.timeout)

@@ -78,6 +78,9 @@ def command(exe: Path, spec: LoadSpec, requests: Path, out: Path, timeline: Path
         args += ["--duration", repr(spec.duration)]
     args += ["--warmup", repr(spec.warmup), "--concurrency", str(spec.concurrency)]
     args += ["--channels", str(spec.channels), "--timeout", repr(spec.timeout), "--seed", str(spec.seed)]
+    for option, path in (("--ca", spec.ca), ("--cert", spec.cert), ("--key", spec.key)):
+        if path is not None:
+            args += [option, str(path)]
     return [*args, "--max-in-flight", str(spec.max_in_flight)]
 
 

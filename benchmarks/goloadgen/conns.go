@@ -15,7 +15,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// tlsFiles are the PEM files of a TLS connection; all empty means plaintext.
+// tlsFiles are the PEM files of a TLS connection; TLS is on when any option is given, and without a
+// CA the system's roots are trusted.
 type tlsFiles struct {
 	ca, cert, key, serverName string
 }
@@ -24,25 +25,24 @@ func (t tlsFiles) check() error {
 	if (t.cert == "") != (t.key == "") {
 		return errors.New("--cert and --key go together")
 	}
-	if t.ca == "" && (t.cert != "" || t.serverName != "") {
-		return errors.New("--cert, --key and --server-name need --ca")
-	}
 	return nil
 }
 
 func (t tlsFiles) credentials() (credentials.TransportCredentials, error) {
-	if t.ca == "" {
+	if t == (tlsFiles{}) {
 		return insecure.NewCredentials(), nil
 	}
-	pem, err := os.ReadFile(t.ca)
-	if err != nil {
-		return nil, err
+	config := &tls.Config{ServerName: t.serverName, MinVersion: tls.VersionTLS12}
+	if t.ca != "" {
+		pem, err := os.ReadFile(t.ca)
+		if err != nil {
+			return nil, err
+		}
+		config.RootCAs = x509.NewCertPool()
+		if !config.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate in it", t.ca)
+		}
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s: no PEM certificate in it", t.ca)
-	}
-	config := &tls.Config{RootCAs: roots, ServerName: t.serverName, MinVersion: tls.VersionTLS12}
 	if t.cert != "" {
 		pair, err := tls.LoadX509KeyPair(t.cert, t.key)
 		if err != nil {

@@ -21,9 +21,11 @@ import pytest
 
 from benchmarks import clients, native, report
 from benchmarks.frames import score_requests
-from benchmarks.loadgen import LoadSpec, RunResult
+from benchmarks.loadgen import LoadSpec, RunResult, run_load
 from protos.rtscore.v1 import frame_pb2, scorer_pb2, scorer_pb2_grpc
 from rtscore.errors import InvalidArgument, Unavailable
+from rtscore.tls import server_credentials
+from tests.integration.tls_certs import Certs, certs_fixture  # noqa: F401 (the certs fixture)
 
 pytestmark = pytest.mark.skipif(native.binary() is None, reason="rtscore-loadgen is not built (needs Go)")
 
@@ -140,6 +142,25 @@ async def test_requests_of_another_method_and_absent_servers_are_refused_before_
     assert servicer.peers == []
     with pytest.raises(Unavailable, match="no gRPC server answered"):
         await _run(replace(spec, timeout=0.5))
+
+
+async def test_mutual_tls_calls_go_through_and_an_unknown_ca_is_refused(certs: Certs) -> None:
+    server = grpc.aio.server()
+    scorer_pb2_grpc.add_ScorerServicer_to_server(StallingScorer(), server)
+    credentials = server_credentials(certs.server_cert, certs.server_key, client_ca=certs.ca)
+    assert credentials is not None
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    await server.start()
+    try:
+        spec = LoadSpec(f"127.0.0.1:{port}", mode="closed", duration=None, count=50, warmup=0, timeout=1.0)
+        spec = replace(spec, ca=certs.ca, cert=certs.client_cert, key=certs.client_key)
+        for result in (await _run(spec, REQUESTS[:3]), await run_load(spec, REQUESTS[:3])):  # Go, Python
+            assert result.recorder.requests == 50
+            assert not result.recorder.errors
+        with pytest.raises(Unavailable, match="no gRPC server answered"):
+            await _run(replace(spec, ca=certs.other_ca), REQUESTS[:3])
+    finally:
+        await server.stop(None)
 
 
 def _ghz() -> Path | None:
