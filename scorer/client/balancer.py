@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 import grpc
 
+from rtscore.errors import InvalidArgument
 from scorer.client.endpoint import Endpoint
 from scorer.client.picker import EMPTY, Picker
 from scorer.client.settings import PoolSettings
@@ -67,6 +68,10 @@ class Balancer:
         """Follow `model`'s health on every endpoint from now on; returns the event set while it is ready."""
         event = self._ready.get(model)
         if event is None:
+            if len(self._ready) >= self.settings.max_models:
+                raise InvalidArgument(
+                    f"the pool already follows {len(self._ready)} models; {model!r} would be one too many"
+                )
             event = self._ready[model] = asyncio.Event()
             self.pickers = {**self.pickers, model: EMPTY}
             for endpoint in self.endpoints.values():

@@ -56,7 +56,9 @@ class Endpoint:
         self._on_health = on_health
         self._decay = settings.ewma_decay_s
         self.in_flight = 0
-        self.ewma_s = settings.initial_rtt_s
+        self._weight = settings.ewma_weight
+        self._log_rtt = math.log(settings.initial_rtt_s)
+        self.rtt_s = settings.initial_rtt_s
         self.stamp = time.monotonic()
         self.failures = 0
         self.ejections = 0
@@ -72,30 +74,38 @@ class Endpoint:
     # --- the hot path -------------------------------------------------------------------------------
 
     def cost(self, now: float) -> float:
-        """Peak-EWMA latency decayed to `now`, times the calls waiting on it (Finagle's PeakEwma)."""
-        decayed = self.ewma_s * math.exp((self.stamp - now) / self._decay)
-        return decayed * (self.in_flight + 1)
+        """Typical latency, decayed toward zero while the endpoint sits idle, times the calls on it.
+
+        Peak EWMA's cost (Finagle, Linkerd) with the average taken over log-latencies: one call that waited
+        on a descheduled process moves it a little instead of setting it, so equal scorers on a busy host
+        stay equal, while a scorer several times slower on most calls still stands out within ~10 calls.
+        """
+        return self.rtt_s * math.exp((self.stamp - now) / self._decay) * (self.in_flight + 1)
 
     def observe(self, rtt_s: float) -> None:
-        """Fold in one answered call's latency: a slower one raises the cost at once, a faster one decays."""
-        self._fold(rtt_s)
+        """Fold in one answered call's latency."""
+        self._fold(rtt_s, self._weight)
         self.failures = 0
 
     def observe_failure(self, rtt_s: float) -> bool:
-        """Charge a failed call at least the failure penalty; True once the endpoint should be ejected."""
-        self._fold(max(rtt_s, self.settings.failure_penalty_s))
+        """Charge a failed call at least the failure penalty, heavily, so a scorer failing fast never looks
+        fast (linkerd2-proxy #4537); True once the endpoint should be ejected."""
+        self._fold(max(rtt_s, self.settings.failure_penalty_s), 0.5)
         self.failures += 1
         return self.failures >= self.settings.eject_after_failures
 
     def observe_unfinished(self, waited_s: float) -> None:
         """A call abandoned after `waited_s` without an answer: its latency was at least that."""
-        self._fold(waited_s)
+        if waited_s > self.rtt_s:
+            self._fold(waited_s, self._weight)
 
-    def _fold(self, rtt_s: float) -> None:
+    def _fold(self, rtt_s: float, weight: float) -> None:
         now = time.monotonic()
-        weight = math.exp((self.stamp - now) / self._decay)
-        current = self.ewma_s * weight
-        self.ewma_s = rtt_s if rtt_s > current else current + (rtt_s - current) * (1.0 - weight)
+        # After a quiet spell the old average is stale: the longer the gap, the more the new call counts,
+        # so an endpoint passed over while it was slow comes back as soon as one call finds it fast.
+        weight = max(weight, 1.0 - math.exp((self.stamp - now) / self._decay))
+        self._log_rtt += weight * (math.log(max(rtt_s, 1e-6)) - self._log_rtt)
+        self.rtt_s = math.exp(self._log_rtt)
         self.stamp = now
 
     # --- health, off the call path ------------------------------------------------------------------

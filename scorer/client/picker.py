@@ -34,13 +34,11 @@ class Picker:
         a, b = endpoints[i], endpoints[j]
         now = time.monotonic()
         cost_a, cost_b = a.cost(now), b.cost(now)
-        # Costs within the tolerance are noise between equal scorers: the random choice stands, so
-        # equal scorers share evenly and only a clearly slower or busier one is passed over.
+        # Costs within the tolerance (in-flight counts included) are noise between equal scorers: the
+        # random choice stands, so they share evenly and only a clearly slower or busier one is passed over.
         if cost_b * self.tolerance < cost_a:
             return b
-        if cost_a * self.tolerance < cost_b:
-            return a
-        return a if a.in_flight <= b.in_flight else b
+        return a
 
     def __len__(self) -> int:
         return len(self.endpoints)

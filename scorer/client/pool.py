@@ -190,11 +190,12 @@ class ScorerPool:
         deadline = loop.time() + timeout
         picker = balancer.pickers.get(model) or await self._wait_for_picker(balancer, model, deadline)
         tried: list[Endpoint] = []
+        failure = ""
         self._hedges.earn()
         while True:
             endpoint = picker.pick(tried)
             if endpoint is None:
-                raise Unavailable(f"no other scorer ready for {model!r} after {len(tried)} attempt(s)")
+                raise Unavailable(f"no other scorer ready for {model!r} after {failure}")
             if loop.time() >= deadline:
                 raise DeadlineExceeded(f"deadline of {timeout:g} s passed before {model!r} was scored")
             if tried:
@@ -210,6 +211,7 @@ class ScorerPool:
                 code = err.code()
                 if code not in RETRYABLE or len(tried) >= self.settings.max_attempts:
                     raise ScorerCallError(endpoint.address, code, err.details() or "") from None
+                failure = f"{endpoint.address}: {code.name}: {err.details()}"
             picker = balancer.pickers.get(model, EMPTY)
 
     async def _hedged(

@@ -18,8 +18,11 @@ class PoolSettings:
     """Deadline of a call that names none."""
     max_attempts: int = 3
     """Endpoints one call may try (never the same twice) on UNAVAILABLE, a reset or a refused connection."""
-    ewma_decay_s: float = 0.3
-    """Time constant of the peak-EWMA latency: how fast a slow or failed endpoint's cost decays back."""
+    ewma_weight: float = 0.1
+    """Weight of each new latency in an endpoint's average (of log-latencies): ~10 calls of memory."""
+    ewma_decay_s: float = 1.0
+    """While an endpoint gets no calls its cost decays toward zero with this time constant, so one that
+    was slow is tried again."""
     initial_rtt_s: float = 0.001
     """Latency assumed for an endpoint that has answered nothing yet."""
     cost_tolerance: float = 2.0
@@ -56,6 +59,8 @@ class PoolSettings:
     """Longest reconnect backoff."""
     max_message_bytes: int = 16 * 1024 * 1024
     """Largest request or response."""
+    max_models: int = 256
+    """Distinct model names the pool follows (one health watch per endpoint each); more are refused."""
 
     def __post_init__(self) -> None:
         positive = {
@@ -68,10 +73,14 @@ class PoolSettings:
         for name, value in positive.items():
             if not value > 0:
                 raise InvalidArgument(f"{name} must be positive, got {value}")
+        if not 0 < self.ewma_weight <= 1:
+            raise InvalidArgument(f"ewma_weight must be within (0, 1], got {self.ewma_weight}")
         if not self.cost_tolerance >= 1:
             raise InvalidArgument(f"cost_tolerance must be at least 1, got {self.cost_tolerance}")
-        if self.max_attempts < 1 or self.eject_after_failures < 1 or self.batch_max_rows < 1:
-            raise InvalidArgument("max_attempts, eject_after_failures and batch_max_rows must be at least 1")
+        if min(self.max_attempts, self.eject_after_failures, self.batch_max_rows, self.max_models) < 1:
+            raise InvalidArgument(
+                "max_attempts, eject_after_failures, batch_max_rows and max_models must be at least 1"
+            )
         if not 0 <= self.max_ejected_share <= 1 or not 0 <= self.hedge_max_share <= 1:
             raise InvalidArgument("max_ejected_share and hedge_max_share must be within [0, 1]")
         if self.hedge_delay_s is not None and not self.hedge_delay_s > 0:

@@ -37,16 +37,20 @@ class PoolTelemetry:
         self.ejections = 0
         self.batches = 0
         self.batched_rows = 0
-        self._attrs: dict[str, dict[str, str]] = {}
+        # attribute sets made once per endpoint and code: no dict per call
+        self._attrs: dict[tuple[str, str], tuple[dict[str, str], dict[str, str]]] = {}
 
     def attempt(self, endpoint: str, code: str, seconds: float) -> None:
         """One attempt on `endpoint` ended with `code` after `seconds`."""
-        attrs = self._attrs.get(endpoint)
+        attrs = self._attrs.get((endpoint, code))
         if attrs is None:
-            attrs = self._attrs[endpoint] = {"endpoint": endpoint}
+            attrs = self._attrs[endpoint, code] = (
+                {"endpoint": endpoint},
+                {"endpoint": endpoint, "code": code},
+            )
         self.picks[endpoint] += 1
-        self._picks.add(1, attrs)
-        self._latency.record(seconds, {"endpoint": endpoint, "code": code})
+        self._picks.add(1, attrs[0])
+        self._latency.record(seconds, attrs[1])
 
     def retried(self) -> None:
         """A call goes to another endpoint after a failure."""

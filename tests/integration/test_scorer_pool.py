@@ -295,6 +295,12 @@ async def test_pool_under_load_loses_no_call_and_follows_health_membership_and_s
             assert b.proc.wait(10) == 0
             ended = time.monotonic()
             assert set(load.share(ended - 1.0, ended)) == {canary.target, joiner.target}
+            # the two stopped scorers' heartbeats lapse (2 s TTL) and they leave the pool
+            left_by = time.monotonic() + 5.0
+            while set(pool.endpoints()) != {canary.target, joiner.target}:
+                assert time.monotonic() < left_by, pool.endpoints()
+                await asyncio.sleep(0.1)
+            assert set(pool.endpoints()) == {canary.target, joiner.target}
         finally:
             load.stop()
             await driver
