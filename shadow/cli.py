@@ -119,9 +119,30 @@ def _evaluate(args: argparse.Namespace) -> int:
             registry=args.registry,
         )
     )
-    print(json.dumps(result, indent=2, default=str))
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        _print_evaluation(result)
     recorded = result.get("recorded")
     return 0 if recorded is None or recorded.get("passed") else 3
+
+
+def _print_evaluation(r: dict[str, Any]) -> None:
+    print(f"{r['candidate']} against champion version {r['champion_version']} in {r['environment']}:")
+    print(f"  transactions {r['count']}, agreement {r['agreement']:.4f}")
+    print(f"  mean |score difference| {r['mean_abs_difference']:.4f}")
+    print(f"  PSI {r['psi']:.4f} ({r['psi_band']}), KS {r['ks_statistic']:.4f} (p {r['ks_pvalue']:.3g})")
+    candidate = f"{r['candidate_latency_p50_ms']:.3f}/{r['candidate_latency_p99_ms']:.3f}"
+    champion = f"{r['champion_latency_p50_ms']:.3f}/{r['champion_latency_p99_ms']:.3f}"
+    print(f"  latency p50/p99 ms: candidate {candidate}, champion {champion}")
+    if r["labelled"]:
+        print(
+            f"  AUC over {r['labelled']} labels: candidate {r['candidate_auc']}, champion {r['champion_auc']}"
+        )
+    recorded = r.get("recorded")
+    if recorded:
+        outcome = "passed" if recorded.get("passed") else "failed"
+        print(f"  recorded as evaluation {recorded.get('id')}: {outcome} ({recorded.get('verdict')})")
 
 
 def _scores(args: argparse.Namespace) -> int:

@@ -211,7 +211,7 @@ async def test_killed_workers_and_a_second_worker_store_every_record_once_and_th
 
     cli_env = {**env, "RTSCORE_DATABASE_URL": database_url, "RTSCORE_TOKEN": team.service.token}
     agreeing = await cli(
-        cli_env, "evaluate", "fraud@2", "--env", "production", "--registry", registry.address
+        cli_env, "evaluate", "fraud@2", "--env", "production", "--registry", registry.address, "--json"
     )
     assert agreeing.returncode == 0, agreeing.stderr + agreeing.stdout
     good = json.loads(agreeing.stdout)
@@ -222,7 +222,7 @@ async def test_killed_workers_and_a_second_worker_store_every_record_once_and_th
     assert good["labelled"] == 2000
     assert good["candidate_auc"] == good["champion_auc"] > 0.8
     disagreeing = await cli(
-        cli_env, "evaluate", "fraud@3", "--env", "production", "--registry", registry.address
+        cli_env, "evaluate", "fraud@3", "--env", "production", "--registry", registry.address, "--json"
     )
     assert disagreeing.returncode == 3, disagreeing.stderr + disagreeing.stdout
     bad = json.loads(disagreeing.stdout)
