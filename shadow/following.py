@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -20,8 +21,10 @@ from registry.follow import BundleCache, DeploymentFollower, RegistryConnection
 from rtscore.errors import Unavailable
 from scorer.bundle import Bundle, load_bundle
 from shadow import metrics
-from shadow.models import ModelSet, ShadowModel
-from shadow.recompute import OwnFeatures
+from shadow.models import SPEC_TAG, ModelSet, ShadowModel
+
+if TYPE_CHECKING:
+    from shadow.recompute import OwnFeatures
 
 log = logging.getLogger(__name__)
 
@@ -101,4 +104,8 @@ class ShadowModels:
             version = await self._stub.GetVersion(ref, metadata=self.connection.metadata, timeout=30)
         except grpc.aio.AioRpcError as err:
             raise Unavailable(f"GetVersion {deployment.name}@{deployment.version}: {err.details()}") from err
+        if SPEC_TAG not in version.tags:
+            return None
+        from shadow.recompute import OwnFeatures  # the extractor's feature code, only when a spec needs it
+
         return OwnFeatures.from_tags(dict(version.tags))

@@ -17,6 +17,9 @@ from shadow.errors import PoisonRecord
 if TYPE_CHECKING:
     from shadow.recompute import OwnFeatures
 
+# The version tag holding a candidate's own feature spec (TOML), see shadow.recompute.
+SPEC_TAG = "feature_spec"
+
 
 def score_column(bundle: Bundle) -> tuple[str, bool]:
     """(column, is_tensor) holding the fraud score: the positive class's probability, else the prediction."""

@@ -27,9 +27,9 @@ from extractor.velocity.memory import MemoryVelocityStore
 from rtscore.errors import InvalidArgument
 from scorer.frame import DataType, Field, LeapFrame
 from shadow.errors import PoisonRecord
+from shadow.models import SPEC_TAG
 from shadow.records import ParsedRecord
 
-SPEC_TAG = "feature_spec"
 _DOUBLE = DataType.scalar("double")
 
 
