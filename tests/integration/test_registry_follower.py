@@ -24,9 +24,15 @@ from registry.server import running_registry
 from rtscore.localservices.postgres import PostgresCluster, PostgresRun
 from rtscore.localservices.processes import free_port, service_account
 from rtscore.localservices.settings import LocalServicesSettings
-from tests.integration.registry_fixtures import Caller, bundle_variant, registry_settings
+from tests.integration.registry_fixtures import (  # noqa: F401 - fixtures used by name
+    Caller,
+    bundle_variant,
+    database_url_fixture,
+    registry_settings,
+)
+from tests.integration.tls_certs import Certs, certs_fixture  # noqa: F401 - fixture used by name
 
-pytestmark = [pytest.mark.services]
+pytestmark = [pytest.mark.services, pytest.mark.asyncio(loop_scope="module")]
 T = TypeVar("T")
 
 
@@ -97,10 +103,10 @@ async def test_the_follower_rides_out_a_postgres_restart_and_receives_the_next_c
                 == hashlib.sha256(bundles[1].read_bytes()).hexdigest()
             )
 
+            # Restarted at once: while the port is free another test's private cluster could take it.
             await asyncio.to_thread(cluster.stop)
-            await asyncio.sleep(1.5)  # the registry's watch fails meanwhile; the follower retries
             await asyncio.to_thread(cluster.start, running.port)
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(2.0)  # a watch that failed meanwhile has been retried by now
             assert len(states) == 1, "an unchanged state must not be handed over again after the outage"
             arrived.clear()
             redeploy = deploy.__class__(name="fraud", version=2, environment="integration", pool="p",
@@ -113,3 +119,43 @@ async def test_the_follower_rides_out_a_postgres_restart_and_receives_the_next_c
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def test_a_follower_reaches_a_mutual_tls_registry_only_with_its_certificate(
+    database_url: str, certs: Certs, tmp_path: Path
+) -> None:
+    async with open_pool(database_url, max_size=1) as db:
+        token = await create_token(db, "tls-watcher", "service")
+    settings = registry_settings(
+        database_url, tmp_path / "store",
+        tls_cert=certs.server_cert, tls_key=certs.server_key, tls_client_ca=certs.ca,
+    )  # fmt: skip
+    async with running_registry(settings) as registry:
+        states: list[pb.DesiredState] = []
+        arrived = asyncio.Event()
+
+        async def on_state(state: pb.DesiredState) -> None:
+            states.append(state)
+            arrived.set()
+
+        good = RegistryConnection(
+            registry.address, token, ca=certs.ca, cert=certs.client_cert, key=certs.client_key
+        )
+        follower = DeploymentFollower(good, "integration", "tls", on_state)
+        task = asyncio.create_task(follower.run())
+        try:
+            await asyncio.wait_for(arrived.wait(), 10)
+            assert (states[0].environment, states[0].pool) == ("integration", "tls")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        anonymous = RegistryConnection(registry.address, token, ca=certs.ca)
+        async with anonymous.channel() as channel:
+            request = pb.WatchDeploymentsRequest(environment="integration", pool="tls")
+            call = pb_grpc.RegistryStub(channel).WatchDeployments(
+                request, metadata=anonymous.metadata, timeout=5
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call.read()
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
