@@ -19,16 +19,30 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     where = run.add_mutually_exclusive_group(required=True)
     where.add_argument("--target", help="HOST:PORT of a server implementing rtscore.v1.Scorer")
     where.add_argument("--scorers", metavar="HOST:PORT,…", help="load a pool of scorers through ScorerPool")
+    where.add_argument("--extractor", metavar="HOST:PORT", help="load an extractor's Evaluate")
+    run.add_argument(
+        "--transactions",
+        type=Path,
+        help="with --extractor: JSONL of transactions (rtscore extractor generate)",
+    )
     run.add_argument("--hedge", action="store_true", help="with --scorers: hedge slow calls (capped at 5%%)")
     run.add_argument(
         "--micro-batch", action="store_true", help="with --scorers: join one-row calls arriving within 200 µs"
     )
-    run.add_argument("--model", required=True, help="model name sent in every ScoreRequest")
+    run.add_argument("--model", help="model name sent in every ScoreRequest (not with --extractor)")
     run.add_argument("--frame", type=Path, help="MLeap JSON LeapFrame with the input rows (else: GetModel)")
     run.add_argument("--name", default="run", help="name of the run in the report")
     _add_load_options(run)
     run.add_argument("--json", type=Path, help="write the report here, and a PNG beside it")
     run.set_defaults(func=_run)
+
+    e2e = commands.add_parser(
+        "e2e", help="load → extractor (Redis velocity) → two scorers, beside the scorer alone and the floor"
+    )
+    from benchmarks.e2e_bench import add_arguments as add_e2e_arguments
+
+    add_e2e_arguments(e2e)
+    e2e.set_defaults(func=_e2e)
 
     compare = commands.add_parser("compare", help="before (sklearn), mleap and rtscore side by side")
     from benchmarks.compare import add_compare_arguments
@@ -99,8 +113,16 @@ def _run(args: argparse.Namespace) -> int:
     from benchmarks.loadgen import LoadSpec
     from benchmarks.progress import ProgressBar
 
+    extractor: dict[str, Any] = {}
+    if args.extractor:
+        from extractor.bench import EVALUATE_METHOD
+
+        extractor = {"method": EVALUATE_METHOD}
+    elif not args.model:
+        raise InvalidArgument("--model names the model to score (needed with --target and --scorers)")
     spec = LoadSpec(
-        target=args.target or args.scorers,
+        target=args.target or args.scorers or args.extractor,
+        **extractor,
         mode=args.mode,
         rate=args.rate,
         arrivals=args.arrivals,
@@ -159,6 +181,13 @@ def _shortfall(record: dict[str, Any], processes: int) -> str:
 def _requests(args: argparse.Namespace) -> list[bytes]:
     from benchmarks import frames
 
+    if args.extractor:
+        from extractor.bench import evaluate_requests
+
+        if args.transactions is None:
+            raise InvalidArgument("--extractor needs --transactions F.jsonl (rtscore extractor generate)")
+        return evaluate_requests(args.transactions)
+
     if args.frame is not None:
         return frames.score_requests(
             frames.load_leap_frame(args.frame), args.model, args.batch, str(args.frame)
@@ -179,6 +208,12 @@ def _requests(args: argparse.Namespace) -> list[bytes]:
                 "pass --frame to send rows from a file"
             ) from err
     return frames.requests_from_schema(list(info.inputs), args.model, args.batch, seed=args.seed)
+
+
+def _e2e(args: argparse.Namespace) -> int:
+    from benchmarks.e2e_bench import run_e2e
+
+    return run_e2e(args)
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -1,0 +1,180 @@
+"""`rtscore bench e2e`: load generator → extractor (velocity on Redis) → two scorers, beside the scorer
+alone and the transport floor in the same run, and the highest rate at which p99 stays within 10 ms.
+
+The model is the seed-scale recipe on the extractor's own features: a forest trained on generated
+transactions with 20% of training labels flipped (as `benchmarks/fixture.py` does), so that its trees
+grow to the node count asked for (default 250 trees of ~96,000 nodes; `--quick`: 20 of ~2,000).
+Everything built is cached under `.cache/fixtures/e2e-…` by its parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from benchmarks.fixture import DEFAULT_CACHE, frame_json
+from benchmarks.loadgen import SCORE_METHOD, LoadSpec
+from rtscore.errors import InvalidArgument
+
+# The talk's own end-to-end figures with MLeap (ms): the row printed beside ours.
+TALK = {"name": "talk (MLeap)", "avg": 7.00, "p95": 9.0, "p99": 16.0, "stddev": 2.41}
+P99_LIMIT_MS = 10.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `rtscore bench e2e`."""
+    parser.add_argument("--quick", action="store_true", help="20 trees of ~2,000 nodes, 10 s runs")
+    parser.add_argument("--trees", type=int, help="trees (default 250; 20 with --quick)")
+    parser.add_argument("--nodes", type=int, help="nodes per tree (default ~96,000; 2,000 with --quick)")
+    parser.add_argument("--rate", type=float, default=500.0, help="open-loop rate (default 500/s)")
+    parser.add_argument("--duration", type=float, help="measured seconds per run (default 60; 10 quick)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds sent but not measured")
+    parser.add_argument("--processes", type=int, default=1, help="load client processes")
+    parser.add_argument("--redis-url", help="Redis for velocity (default RTSCORE_REDIS_URL)")
+    parser.add_argument("--max-rate", type=float, default=3000.0, help="highest rate tried in the search")
+    parser.add_argument("--json", type=Path, help="write the report here, and a PNG beside it")
+
+
+def _fixture(trees: int, nodes: int, cache: Path) -> dict[str, Any]:
+    """Transactions, the trained bundle and a frame of their features; cached by parameters."""
+    from extractor.generate import GenerateOptions, generate, write_jsonl
+    from extractor.spec import load_spec
+    from extractor.train import TrainOptions, feature_matrix, train
+
+    folder = cache / f"e2e-t{trees}-n{nodes}"
+    meta_path = folder / "meta.json"
+    if meta_path.exists():
+        meta: dict[str, Any] = json.loads(meta_path.read_text())
+        return meta
+    folder.mkdir(parents=True, exist_ok=True)
+    loaded = load_spec()
+    training, traffic = folder / "train.jsonl", folder / "traffic.jsonl"
+    # As in fixture.py: a few more rows than 0.3 nodes per row lets each tree reach its leaf cap.
+    write_jsonl(generate(GenerateOptions(count=max(int(nodes * 3.6), 4_000), seed=1), loaded.spec), training)
+    lines = generate(GenerateOptions(count=20_000, seed=2), loaded.spec)
+    write_jsonl(lines, traffic)
+    bundle = folder / "bundle.zip"
+    report = train(training, loaded, bundle, TrainOptions(trees=trees, max_nodes=nodes, label_noise=0.2))
+    x, _ = feature_matrix(lines[:2_000], loaded)
+    frame = folder / "frame.json"
+    frame.write_text(json.dumps(frame_json(x, loaded.spec.feature_names())))
+    meta = {**report, "traffic": str(traffic), "frame": str(frame), "bundle": str(bundle)}
+    meta_path.write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def _score_requests(frame: Path) -> list[bytes]:
+    """The ScoreRequests the extractor sends for these features (same frame layout, same select)."""
+    from extractor.frames import RowEncoder
+    from protos.rtscore.v1 import scorer_pb2
+
+    obj = json.loads(frame.read_text())
+    encoder = RowEncoder([f["name"] for f in obj["schema"]["fields"]])
+    return [
+        scorer_pb2.ScoreRequest(
+            model="fraud", frame=encoder.frame(row), select=["probability"]
+        ).SerializeToString()
+        for row in obj["rows"]
+    ]
+
+
+def _spec(target: str, rate: float, duration: float, warmup: float, method: str) -> LoadSpec:
+    return LoadSpec(target=target, rate=rate, duration=duration, warmup=warmup, method=method)
+
+
+def run_e2e(args: argparse.Namespace) -> int:
+    """Run the whole comparison and print its table; the report goes to --json."""
+    from benchmarks import clients, report, targets
+    from extractor.bench import EVALUATE_METHOD, evaluate_requests
+
+    quick = args.quick
+    trees = args.trees or (20 if quick else 250)
+    nodes = args.nodes or (2_000 if quick else 96_000)
+    duration = args.duration or (10.0 if quick else 60.0)
+    redis_url = args.redis_url or os.environ.get("RTSCORE_REDIS_URL")
+    if not redis_url:
+        raise InvalidArgument("velocity runs on Redis: pass --redis-url or export RTSCORE_REDIS_URL")
+    started = time.monotonic()
+    print(f"e2e: model {trees} trees of ~{nodes} nodes (built once, cached)", flush=True)
+    meta = _fixture(trees, nodes, DEFAULT_CACHE)
+    bundle, frame = Path(meta["bundle"]), Path(meta["frame"])
+    e2e_requests = evaluate_requests(Path(meta["traffic"]))
+    score_requests = _score_requests(frame)
+
+    def measure(
+        name: str, target: str, method: str, requests: list[bytes], rate: float, seconds: float
+    ) -> Any:
+        spec = _spec(target, rate, seconds, args.warmup, method)
+        result = clients.run(spec, requests, args.processes)
+        record = report.run_record(name, result)
+        print(report.run_table([record]), flush=True)
+        return record
+
+    with ExitStack() as stack:
+        servers = [targets.rtscore_scorer(bundle, "fraud", 1) for _ in range(2)]
+        servers.append(targets.floor_server(bundle, frame, "fraud"))
+        for server in servers:
+            server.launch()
+        for server in servers:
+            server.wait_ready()
+            stack.callback(server.stop)
+        scorers, floor = servers[:2], servers[2]
+        command = targets.rtscore_command(
+            "extractor", "serve", "--port", "0", "--scorers", ",".join(s.target for s in scorers),
+            "--model", "fraud", "--velocity", "redis", "--redis-url", redis_url, "--log-level", "WARNING",
+        )  # fmt: skip
+        extractor = targets.ServerProcess("extractor", command, 120.0)
+        extractor.start()
+        stack.callback(extractor.stop)
+        runs = [
+            measure("e2e", extractor.target, EVALUATE_METHOD, e2e_requests, args.rate, duration),
+            measure("scorer", scorers[0].target, SCORE_METHOD, score_requests, args.rate, duration),
+            measure("floor", floor.target, SCORE_METHOD, score_requests, args.rate, duration),
+        ]
+        highest = _highest_rate(measure, extractor.target, e2e_requests, args, duration)
+    table = _talk_table(runs)
+    print(table)
+    print(f"highest e2e rate with p99 <= {P99_LIMIT_MS:g} ms: {highest['rate'] or 'none tried held'}")
+    print(f"e2e done in {time.monotonic() - started:.0f}s")
+    if args.json:
+        full = report.build_report(runs, fixture=meta, talk=TALK, highest_rate_p99_le_10ms=highest)
+        png = report.write_report(full, args.json)
+        print(f"wrote {args.json} and {png}")
+    return 0
+
+
+def _highest_rate(
+    measure: Any, target: str, requests: list[bytes], args: argparse.Namespace, duration: float
+) -> dict[str, Any]:
+    """Rates from --rate up by 1.5x (short runs) while p99 stays within the limit."""
+    from extractor.bench import EVALUATE_METHOD
+
+    rate, held, tried = args.rate * 1.5, None, []
+    while rate <= args.max_rate:
+        record = measure(f"e2e@{rate:g}", target, EVALUATE_METHOD, requests, rate, min(duration, 15.0))
+        p99 = (record["latency_ms"] or {}).get("p99")
+        ok = p99 is not None and p99 <= P99_LIMIT_MS and not sum(record["errors"].values())
+        ok = ok and record["achieved_rate"] >= 0.95 * rate
+        tried.append({"rate": rate, "p99_ms": p99, "held": ok})
+        if not ok:
+            break
+        held, rate = rate, rate * 1.5
+    return {"rate": held, "tried": tried}
+
+
+def _talk_table(runs: list[dict[str, Any]]) -> str:
+    """avg / p95 / p99 / stddev per run, with the talk's MLeap figures as the first row."""
+    from benchmarks.report import render_table
+
+    rows: list[list[Any]] = [[TALK["name"], TALK["avg"], TALK["p95"], TALK["p99"], TALK["stddev"]]]
+    for run in runs:
+        latency = run.get("latency_ms") or {}
+        rows.append(
+            [run["name"], latency.get("avg"), latency.get("p95"), latency.get("p99"), latency.get("stddev")]
+        )
+    return render_table(["run", "avg ms", "p95 ms", "p99 ms", "stddev ms"], rows)
