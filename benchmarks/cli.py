@@ -106,6 +106,9 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
     from benchmarks.clients import add_client_option
 
     add_client_option(parser)
+    parser.add_argument("--ca", type=Path, help="TLS: the servers' CA certificate (PEM)")
+    parser.add_argument("--cert", type=Path, help="mutual TLS: this client's certificate (PEM), with --key")
+    parser.add_argument("--key", type=Path, help="mutual TLS: this client's private key (PEM)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -133,6 +136,9 @@ def _run(args: argparse.Namespace) -> int:
         channels=args.channels,
         timeout=args.timeout,
         seed=args.seed,
+        ca=args.ca,
+        cert=args.cert,
+        key=args.key,
     )
     spec.check()
     requests = _requests(args)
@@ -197,7 +203,14 @@ def _requests(args: argparse.Namespace) -> list[bytes]:
     from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
 
     target = args.target or args.scorers.split(",")[0]
-    with grpc.insecure_channel(target) as channel:
+    from rtscore.tls import channel_credentials, wants_tls
+
+    channel = (
+        grpc.secure_channel(target, channel_credentials(args.ca, args.cert, args.key))
+        if wants_tls(args.ca, args.cert, args.key)
+        else grpc.insecure_channel(target)
+    )
+    with channel:
         try:
             info = scorer_pb2_grpc.ScorerStub(channel).GetModel(
                 scorer_pb2.GetModelRequest(model=args.model), timeout=args.timeout
