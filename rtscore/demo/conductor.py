@@ -13,6 +13,7 @@ import concurrent.futures
 import shutil
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,12 +151,12 @@ def _run(options: DemoOptions, console: Console, platform: Platform, stages: Sta
     _wait_first_decision(platform.extractor, requests[-1], v1.version)
     stages.mark(console, "platform", f"scorers {', '.join(platform.scorers)}; extractor {platform.extractor}")
 
-    result, evaluation, promotions, probe_failed = _drive(
+    result, evaluation, promotions, probe = _drive(
         options, console, platform, governance, requests, labels, v1, v2
     )
     stages.mark(console, "traffic", f"{result.recorder.requests} calls")
 
-    report = _report(options, platform, governance, result, evaluation, promotions, probe_failed, v1, v2)
+    report = _report(options, platform, governance, result, evaluation, promotions, probe, v1, v2)
     report["stages"] = stages.done
     reporting.print_report(console, report)
     console.print(f"PNG: {report['png']}")
@@ -207,7 +208,7 @@ def _drive(
     labels: Path,
     v1: Trained,
     v2: Trained,
-) -> tuple[Any, dict[str, Any], list[dict[str, Any]], int]:
+) -> tuple[Any, dict[str, Any], list[dict[str, Any]], Probe]:
     """Open-loop traffic for the whole duration; the candidate evaluated and promoted in its middle."""
     from benchmarks.clients import default_client
     from shadow.settings import ShadowSettings
@@ -271,7 +272,7 @@ def _drive(
         promotion["failed_calls_around"] = reporting.failed_between(
             result, promotion["at_s"] - 1.0, promotion["at_s"] + 5.0
         )
-    return result, evaluation, promotions, sum(1 for c in probe.calls if not c.ok)
+    return result, evaluation, promotions, probe
 
 
 def _promote(
@@ -323,7 +324,7 @@ def _report(
     result: Any,
     evaluation: dict[str, Any],
     promotions: list[dict[str, Any]],
-    probe_failed: int,
+    probe: Probe,
     v1: Trained,
     v2: Trained,
 ) -> dict[str, Any]:
@@ -338,11 +339,13 @@ def _report(
     png = png or Path.cwd() / "rtscore-demo.png"
     reporting.write_png(png, result, promotions, scores)
     latency = reporting.latency_ms(result)
+    probe_errors = Counter(c.code for c in probe.calls if not c.ok)
     return {
         "latency_ms": latency,
         "evaluation": evaluation,
         "promotions": promotions,
-        "failed_calls": int(latency["failed"]) + probe_failed,
+        "failed_calls": int(latency["failed"]) + sum(probe_errors.values()),
+        "probe": {"calls": len(probe.calls), "errors": dict(probe_errors)},
         "events": governance.history(),
         "reference_ms": reporting.REFERENCE_MS,
         "training": {f"v{t.version}": t.report for t in (v1, v2)},
@@ -372,12 +375,15 @@ def _print_keep(console: Console, platform: Platform) -> None:
     pids = " ".join(str(c.pid) for c in reversed(platform.children.running))
     env = platform.env
     database = platform.database_url.rsplit("/", 1)[-1]
+    wanted = ("RTSCORE_REGISTRY", "RTSCORE_DATABASE_URL", "RTSCORE_KAFKA_BOOTSTRAP", "RTSCORE_REDIS_URL")
+    exports = " ".join(f"{k}={env[k]}" for k in wanted if k in env)
     console.print(
         "Reach them:\n"
-        f"  export RTSCORE_REGISTRY={platform.registry} RTSCORE_DATABASE_URL={env['RTSCORE_DATABASE_URL']}\n"
+        f"  export {exports}\n"
         f"  export RTSCORE_TOKEN=$(cat {platform.tokens['approver']})   # riley, approver\n"
         f"  rtscore registry history fraud\n"
-        f"  rtscore evaluate --target {platform.extractor} --transaction TX.json\n"
+        f"  head -1 {platform.work / 'live.jsonl'} |\n"
+        f"    rtscore evaluate --target {platform.extractor} --transaction -\n"
         f"  rtscore registry watch --env production --pool fraud --members\n"
         f"  rtscore shadow status --topic {platform.shadow_topic} --group {platform.shadow_group}\n"
         "Stop them (last started first; each drains on SIGTERM):\n"

@@ -106,7 +106,11 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             f"promotion fraud@{p['from_version']} -> fraud@{p['to_version']} at {p['at_s']:.1f} s: {seen};"
             f" {p['failed_calls_around']} failed calls from 1 s before it to 5 s after"
         )
-    console.print(f"failed calls over the whole run: {report['failed_calls']}")
+    errors = ", ".join(f"{code} {n}" for code, n in lat["errors"].items()) or "none"
+    console.print(
+        f"failed calls over the whole run: {report['failed_calls']}"
+        f" (load: {errors}; probe, {report['probe']['calls']} calls: {report['probe']['errors'] or 'none'})"
+    )
 
 
 def write_png(

@@ -33,6 +33,7 @@ class ProbeCall:
     latency_ms: float
     version: str
     ok: bool
+    code: str = "OK"
 
 
 @dataclass
@@ -129,13 +130,14 @@ class Probe:
                 request = self.transactions[index % len(self.transactions)]
                 index += 1
                 began = time.monotonic()
+                code = "OK"
                 try:
-                    decision = evaluate(request, timeout=2.0)
-                    version, ok = decision.version, True
-                except grpc.RpcError:
-                    version, ok = "", False
+                    version = evaluate(request, timeout=2.0).version
+                except grpc.RpcError as err:
+                    version, code = "", err.code().name
                 done = time.monotonic()
-                self.calls.append(ProbeCall(began - self.origin, (done - began) * 1e3, version, ok))
+                at = began - self.origin
+                self.calls.append(ProbeCall(at, (done - began) * 1e3, version, code == "OK", code))
 
     def recent(self, now_s: float) -> dict[str, Any]:
         """p50/p99 of the last few seconds' probe calls and the version that answered last."""
