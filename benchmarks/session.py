@@ -138,6 +138,13 @@ class CompareSession:
         finally:
             bar.close()
 
+    def _warm_jvm(self, name: str) -> None:
+        """Back-to-back calls from two callers until HotSpot has compiled the transform's hot paths."""
+        seconds = self.plan.jvm_warmup
+        self.say(f"warming {name}'s JVM: {seconds:g} s of back-to-back calls from two callers")
+        spec = LoadSpec(self.servers[name].target, mode="closed", concurrency=2, duration=seconds, warmup=0.0)
+        clients.run(spec, self.requests, 1)
+
     def measure(self, rate: float | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Alternating open-loop runs of every started target at one common rate, then rtscore's extras."""
         from benchmarks.compare import nice_rate
@@ -147,8 +154,7 @@ class CompareSession:
             return [], {"rate": 0.0, "reason": "no gRPC target started"}
         note: dict[str, Any]
         if "mleap-served" in names:
-            self.say(f"warming mleap-served's JVM: {self.plan.jvm_warmup:g} s of back-to-back calls")
-            self._load("mleap-served", None, self.plan.jvm_warmup, 0.5, 0)
+            self._warm_jvm("mleap-served")
         if rate is None:
             capacity = {
                 n: self._load(n, None, self.plan.probe_seconds, min(self.plan.warmup, 0.5), 0).achieved_rate
