@@ -50,6 +50,17 @@ CHANNEL_OPTIONS = [
 ]
 
 
+# Watch refusals that retrying alone will not fix.
+NEEDS_OPERATOR = frozenset(
+    {
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+    }
+)
+
+
 class BundleRefused(RtscoreError):
     """A bundle's bytes do not match the sha256 its version was registered with."""
 
@@ -276,8 +287,12 @@ class DeploymentFollower:
                 self.states_handled += 1
                 self.backoff.reset()
         except grpc.aio.AioRpcError as err:
-            # one warning per outage; the retries while it lasts are debug detail
-            level = logging.DEBUG if self._failing else logging.WARNING
+            # one warning per outage, the retries while it lasts are debug detail; a refusal that
+            # needs the operator (bad token, unknown environment) is an error every time
+            if err.code() in NEEDS_OPERATOR:
+                level = logging.ERROR
+            else:
+                level = logging.DEBUG if self._failing else logging.WARNING
             detail = {"code": err.code().name, "error": err.details(), "revision": self.revision}
             log.log(level, "registry watch lost", extra=detail)
             self._failing = True
