@@ -13,7 +13,6 @@ from typing import Any
 
 import asyncpg
 import numpy as np
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -104,13 +103,36 @@ def records(champion: Path, count: int, seed: int, prefix: str) -> list[tuple[st
 
 
 def produce(bootstrap: str, topic: str, items: Sequence[tuple[str, bytes]]) -> None:
-    """Send (key, value) pairs keyed by transaction id and wait until the broker has them all."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
-    for i, (key, value) in enumerate(items):
-        producer.produce(topic, key=key.encode(), value=value)
-        if i % 5_000 == 4_999:
-            producer.poll(0)
-    assert producer.flush(60) == 0
+    """Send (key, value) pairs through the extractor's shadow producer; every one must be delivered."""
+    from extractor.shadow import ShadowProducer
+
+    producer = ShadowProducer(bootstrap, topic, queue_max=max(len(items), 1_000) + 1_000, linger_ms=20)
+    producer.start()
+    for key, value in items:
+        assert producer.offer(key, value)
+    producer.close(timeout_s=60)
+    assert producer.counts.delivered == len(items), producer.counts
+
+
+async def send_at(
+    bootstrap: str, topic: str, items: Sequence[tuple[str, bytes]], per_second: float, *, repeat: bool = False
+) -> None:
+    """Offer items through one shadow producer at about per_second (with repeat: again until cancelled)."""
+    from extractor.shadow import ShadowProducer
+
+    producer = ShadowProducer(bootstrap, topic, queue_max=len(items) + 1_000, linger_ms=5).start()
+    step = max(int(per_second / 10), 1)
+    try:
+        while True:
+            for start in range(0, len(items), step):
+                for key, value in items[start : start + step]:
+                    assert producer.offer(key, value)
+                await asyncio.sleep(0.1)
+            if not repeat:
+                break
+            items = [(f"{key}r", value) for key, value in items]  # new ids, so new rows
+    finally:
+        await asyncio.to_thread(producer.close, 30.0)
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from tests.integration.shadow_setup import (
     produce,
     records,
     rows_per_model,
+    send_at,
     shadow_record,
     stored_total,
     wait_for,
@@ -115,7 +116,8 @@ async def test_poison_is_dead_lettered_and_shadow_deployments_are_followed_withi
             )
 
             # a deployment added while records flow is scored within 5 s, a retired one stops within 5 s
-            trickle = asyncio.create_task(_trickle(kafka_bootstrap, topic, champion))
+            flowing = records(champion, 200, seed=6, prefix="flow")
+            trickle = asyncio.create_task(send_at(kafka_bootstrap, topic, flowing, 200, repeat=True))
             try:
                 await deploy(team, "live", 2, ["integration"])
                 took = await wait_for(lambda: _has_rows(pool, topic, 2), 5, "live@2 scored")
@@ -154,13 +156,3 @@ async def _has_rows(pool: asyncpg.Pool, topic: str, version: int) -> bool:
             "SELECT 1 FROM shadow_scores WHERE topic = $1 AND version = $2 LIMIT 1", topic, version
         )
     )
-
-
-async def _trickle(bootstrap: str, topic: str, champion: Path) -> None:
-    """About 200 records a second until cancelled."""
-    batch = 0
-    while True:
-        items = await asyncio.to_thread(records, champion, 20, batch, f"trickle{batch}")
-        await asyncio.to_thread(produce, bootstrap, topic, items)
-        batch += 1
-        await asyncio.sleep(0.1)

@@ -27,9 +27,9 @@ from tests.integration.registry_fixtures import (  # noqa: F401 - fixtures used 
 from tests.integration.shadow_setup import (
     export_forest,
     fresh_topics,
-    produce,
     records,
     rows_per_model,
+    send_at,
     stored_total,
     wait_for,
 )
@@ -89,7 +89,7 @@ async def test_a_postgres_restart_mid_run_loses_nothing_and_duplicates_nothing(
         worker = asyncio.create_task(run(settings, stop))
         try:
             # records arrive over a few seconds, so the restart falls in the middle of the stream
-            sending = asyncio.create_task(_send_slowly(kafka_bootstrap, topic, items))
+            sending = asyncio.create_task(send_at(kafka_bootstrap, topic, items, 1_000))
             await wait_for(lambda: _stored_at_least(pool, topic, 1_000), 60, "1,000 stored")
             await pool.close()
             await asyncio.to_thread(cluster.stop)
@@ -117,10 +117,3 @@ async def test_a_postgres_restart_mid_run_loses_nothing_and_duplicates_nothing(
 
 async def _stored_at_least(pool: Any, topic: str, count: int) -> bool:
     return await stored_total(pool, topic) >= count
-
-
-async def _send_slowly(bootstrap: str, topic: str, items: list[tuple[str, bytes]]) -> None:
-    """About 1,000 records a second."""
-    for start in range(0, len(items), 250):
-        await asyncio.to_thread(produce, bootstrap, topic, items[start : start + 250])
-        await asyncio.sleep(0.25)
