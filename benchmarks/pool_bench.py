@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-rate", type=float, default=200.0, help="rate search: first rate")
     parser.add_argument("--max-rate", type=float, default=20000.0, help="rate search: give up above this")
     parser.add_argument("--skip", choices=("tail", "throughput"), help="leave out one part")
+    parser.add_argument(
+        "--tail-clients", default="round_robin,pool,pool+hedge", help="tail runs: clients, in this order"
+    )
+    parser.add_argument(
+        "--throughput-clients", default="round_robin,pool,pool+batch", help="rate search: clients, in order"
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
 
 
@@ -188,7 +194,7 @@ async def _tail(
     assert stalled is not None
     out: dict[str, Any] = {"rate": args.rate, "stall_ms": args.stall_ms, "stall_every_s": args.stall_every,
                            "stalled": servers[-1].target}  # fmt: skip
-    for client in ("round_robin", "pool", "pool+hedge"):
+    for client in _clients(args.tail_clients):
         with Stalls(stalled.pid, args.stall_ms / 1e3, args.stall_every):
             result, stats = await measure(client, targets, args.model, requests, spec)
         out[client] = summary(result, stats)
@@ -198,7 +204,7 @@ async def _tail(
 
 async def _throughput(args: argparse.Namespace, targets: list[str], requests: list[bytes]) -> dict[str, Any]:
     out: dict[str, Any] = {"objective_p99_ms": args.objective_ms}
-    for client in ("round_robin", "pool", "pool+batch"):
+    for client in _clients(args.throughput_clients):
         steps, best, rate = [], None, args.start_rate
         while rate <= args.max_rate:
             spec = LoadSpec(
@@ -214,6 +220,15 @@ async def _throughput(args: argparse.Namespace, targets: list[str], requests: li
             rate *= 1.4
         out[client] = {"max_rate_at_objective": best, "steps": steps}
     return out
+
+
+def _clients(names: str) -> list[str]:
+    known = ("round_robin", "pool", "pool+hedge", "pool+batch")
+    clients = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [c for c in clients if c not in known]
+    if unknown or not clients:
+        raise InvalidArgument(f"clients must be among {', '.join(known)}, got {names!r}")
+    return clients
 
 
 def _brief(record: dict[str, Any]) -> str:

@@ -95,9 +95,13 @@ class Endpoint:
         return self.failures >= self.settings.eject_after_failures
 
     def observe_unfinished(self, waited_s: float) -> None:
-        """A call abandoned after `waited_s` without an answer: its latency was at least that."""
+        """A call abandoned after `waited_s` without an answer (a hedge answered first, or the caller left).
+
+        Its latency was more than that, and while it stays counted the endpoint's in-flight count no longer
+        shows it is stuck; so it is charged twice the wait, heavily: a stalled scorer that loses a hedge
+        stops getting new calls until its cost has decayed, instead of a hedge's worth of calls each."""
         if waited_s > self.rtt_s:
-            self._fold(waited_s, self._weight)
+            self._fold(2.0 * waited_s, 0.5)
 
     def _fold(self, rtt_s: float, weight: float) -> None:
         now = time.monotonic()
