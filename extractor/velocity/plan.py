@@ -31,6 +31,7 @@ class GroupPlan:
     distinct: str | None
     span_ms: int
     width: int
+    order: tuple[int, ...]  # window indexes, shortest window first
 
     @classmethod
     def of(cls, group: VelocityGroup) -> GroupPlan:
@@ -40,6 +41,7 @@ class GroupPlan:
         return cls(
             group.prefix, group.entity, windows, group.count, group.sum, group.distinct,
             max(windows), per_window * len(windows),
+            tuple(sorted(range(len(windows)), key=lambda i: windows[i])),
         )  # fmt: skip
 
     def aggregate(self, t: int, own_id: str, rows: Sequence[Row]) -> list[float]:
@@ -48,7 +50,7 @@ class GroupPlan:
         counts = [0] * n
         sums = [0.0] * n
         distincts = [0] * n
-        order = sorted(range(n), key=lambda i: self.windows_ms[i])  # shortest window first
+        order = self.order
         k = 0
         low = t - self.windows_ms[order[0]]
         count = 0

@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 _SEP = "\x1f"  # unit separator: transaction ids and entity values are refused when they hold one
 _MODES = {(True, True): "rw", (True, False): "r", (False, True): "w"}
 # KEYS: one sorted set per group with an entity. ARGV: t, own id, retention, cap, mode, then per key:
-# the member to add, the window count n and n window lengths. Returns per key and window: count, sum
-# (as a %.17g string, exact) and distinct count. Events in (t - window, t], own id left out.
+# the member to add, the window count n and n window lengths. Returns one string, comma-separated: per
+# key and window the count, the sum (%.17g, exact) and the distinct count; events in (t - window, t],
+# own id left out. One bulk string parses far faster in redis-py than a nested array of ~30 replies.
 _SCRIPT = """
 local t = tonumber(ARGV[1])
 local own = ARGV[2]
@@ -86,7 +87,7 @@ for _, key in ipairs(KEYS) do
     redis.call('PEXPIRE', key, retention)
   end
 end
-return out
+return table.concat(out, ',')
 """
 
 
@@ -188,13 +189,14 @@ class RedisVelocityStore:
             raise VelocityUnavailable(f"Redis at {self.url} did not answer: {_why(err)}") from None
         if not read:
             return []
+        values = reply.split(b",")
         out: list[float] = []
         at = 0
         position = 0
         for index, group in enumerate(plan.groups):
             if at < len(active) and active[at] == index:
                 for _window in group.windows_ms:
-                    count, total, distinct = reply[position : position + 3]
+                    count, total, distinct = values[position : position + 3]
                     position += 3
                     if group.count:
                         out.append(float(count))
