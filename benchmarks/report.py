@@ -135,12 +135,22 @@ def _errors(run: Mapping[str, Any]) -> int:
 def run_table(runs: Sequence[Mapping[str, Any]]) -> str:
     """Every statistic of every run, latency in milliseconds."""
     header = ["run", "rate/s", "achieved/s", "requests", "errors", *(f"{c} ms" for c in _TABLE_COLUMNS)]
+    header.append("client cpu ms/call")
     rows = []
     for run in runs:
         latency = run.get("latency_ms") or {}
         row = [run["name"], run["rate"], run["achieved_rate"], run["requests"], _errors(run)]
-        rows.append(row + [latency.get(c) for c in _TABLE_COLUMNS])
+        rows.append([*row, *(latency.get(c) for c in _TABLE_COLUMNS), client_cpu(run)])
     return render_table(header, rows)
+
+
+def client_cpu(run: Mapping[str, Any]) -> str | None:
+    """The load client's own CPU per call and which client it was, e.g. '0.132 go'."""
+    client = run.get("client") or {}
+    cpu = client.get("cpu") or {}
+    if "ms_per_call" not in cpu:
+        return None
+    return f"{cpu['ms_per_call']:.3f} {client.get('kind', '')}".strip()
 
 
 def compare_table(runs: Sequence[Mapping[str, Any]], baseline: str = "before") -> str:

@@ -215,14 +215,14 @@ def cpu_per_call(before: ThreadCpu, after: ThreadCpu, calls: int) -> dict[str, f
 def table(runs: Sequence[dict[str, Any]]) -> str:
     """Latency and server CPU per call, one row per run."""
     header = ["run", "rate/s", "achieved/s", "errors", "p50 ms", "p99 ms", "max ms", "cpu ms/call",
-              "loop", "scoring", "grpc", "client"]  # fmt: skip
+              "loop", "scoring", "grpc", "client", "client cpu ms/call"]  # fmt: skip
     rows = []
     for r in runs:
         lat, cpu, client = r["latency_ms"] or {}, r["server_cpu_ms"], r["client"]
         flag = "short" if client["short"] else "late" if client["late"] else "ok"
         rows.append([r["name"], r["rate"], r["achieved_rate"], sum(r["errors"].values()), lat.get("p50"),
                      lat.get("p99"), lat.get("max"), cpu["total"], cpu.get("event_loop"), cpu.get("scoring"),
-                     cpu.get("grpc"), f"{client['processes']}p {flag}"])  # fmt: skip
+                     cpu.get("grpc"), f"{client['processes']}p {flag}", report.client_cpu(r)])  # fmt: skip
     return report.render_table(header, rows)
 
 
