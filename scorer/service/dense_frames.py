@@ -10,7 +10,7 @@ form, NaN is a missing value and infinities pass through as numbers: the model d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -130,3 +130,27 @@ def dense_frame(names: Sequence[str], matrix: np.ndarray) -> frame_pb2.Frame:
     return frame_pb2.Frame(
         rows=block.shape[0], dense=frame_pb2.DenseDoubles(names=list(names), values=block.tobytes())
     )
+
+
+def densify(frame: frame_pb2.Frame, only: Collection[str] | None = None) -> frame_pb2.Frame:
+    """`frame` with its scalar double columns (those named in `only`, when given: say the model's inputs,
+    since a dense block may name nothing else) moved into one dense block; other columns stay as they
+    are. A frame that already has a block, has no rows or no such column comes back unchanged."""
+    n = frame.rows
+    if n < 1 or has_dense(frame):
+        return frame
+    moved: list[frame_pb2.Column] = []
+    kept: list[frame_pb2.Column] = []
+    for col in frame.columns:
+        plain = col.type == frame_pb2.COLUMN_TYPE_DOUBLE and not col.shape and len(col.doubles) == n
+        wanted = only is None or col.name in only
+        (moved if plain and wanted and col.name else kept).append(col)
+    names = [c.name for c in moved]
+    if not moved or len(set(names)) != len(names):
+        return frame  # nothing to move, or a malformed frame best refused as the caller sent it
+    matrix = np.empty((n, len(moved)), dtype=_LITTLE_F8)
+    for i, col in enumerate(moved):
+        matrix[:, i] = col.doubles
+    out = dense_frame(names, matrix)
+    out.columns.extend(kept)
+    return out

@@ -199,21 +199,36 @@ def _column_header(name: str, tensor: bool, width: int) -> bytes:
     return header
 
 
+# Per output field (kept alive here, so its id stays its own): whether it travels as a tensor (True),
+# a scalar double (False) or not as doubles at all (None). Ops reuse their output fields call after call.
+_FIELD_KINDS: dict[int, tuple[Field, bool | None]] = {}
+_ROWS_TAG = bytes([frame_pb2.Frame.ROWS_FIELD_NUMBER << 3])
+_COLUMNS_TAG = bytes([frame_pb2.Frame.COLUMNS_FIELD_NUMBER << 3 | _LEN])
+_VALUES_TAG = bytes([frame_pb2.Column.DOUBLES_FIELD_NUMBER << 3 | _LEN])
+
+
+def _tensor_kind(field: Field) -> bool | None:
+    known = _FIELD_KINDS.get(id(field))
+    if known is not None and known[0] is field:
+        return known[1]
+    kind, _shape = column_type(field.dtype)
+    tensor = True if kind == frame_pb2.COLUMN_TYPE_DOUBLE_TENSOR else False if kind == DOUBLE else None
+    if len(_FIELD_KINDS) < 4096:
+        _FIELD_KINDS[id(field)] = (field, tensor)
+    return tensor
+
+
 def encode_doubles(frame: LeapFrame, names: Sequence[str]) -> bytes | None:
     """The named columns as an encoded wire `Frame` when all are doubles or double tensors, else None."""
-    parts = [bytes([frame_pb2.Frame.ROWS_FIELD_NUMBER << 3]) + varint(frame.n_rows)] if frame.n_rows else []
+    parts = [_ROWS_TAG + varint(frame.n_rows)] if frame.n_rows else []
     for name in names:
         array = frame.column(name)
-        kind, _shape = column_type(frame.field(name).dtype)
-        tensor = kind == frame_pb2.COLUMN_TYPE_DOUBLE_TENSOR
-        if array.dtype != np.float64 or not (
-            (kind == DOUBLE and array.ndim == 1) or (tensor and array.ndim == 2)
-        ):
+        tensor = _tensor_kind(frame.field(name))
+        if tensor is None or array.dtype != np.float64 or array.ndim != (2 if tensor else 1):
             return None
         column = _column_header(name, tensor, array.shape[1] if tensor else 0)
         if array.size:
-            column += _field_bytes(
-                frame_pb2.Column.DOUBLES_FIELD_NUMBER, array.astype("<f8", copy=False).tobytes()
-            )
-        parts.append(_field_bytes(frame_pb2.Frame.COLUMNS_FIELD_NUMBER, column))
+            data = array.astype("<f8", copy=False).tobytes()  # no copy where the host is little-endian
+            column += _VALUES_TAG + varint(len(data)) + data
+        parts.append(_COLUMNS_TAG + varint(len(column)) + column)
     return b"".join(parts)

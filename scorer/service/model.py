@@ -85,6 +85,9 @@ class HostedModel:
         self.inputs_by_name: dict[str, Any] = {f.name: f for f in self.model.input_schema}
         self.double_frames = DoubleFrameDecoder(self.model.input_schema)
         self.dense_frames = DenseFrameDecoder(self.model.input_schema)
+        # what a call that selects nothing gets back, worked out once rather than per call
+        self.output_names: list[str] = [f.name for f in self.model.output_schema]
+        self.output_set = frozenset(self.output_names)
 
     @property
     def ref(self) -> str:

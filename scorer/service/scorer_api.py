@@ -68,10 +68,11 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         elif request.include_inputs:
             names = out.names
         else:
-            names = [f.name for f in hosted.model.output_schema]
-        for name in names:
-            if not out.has(name):
-                raise FrameError(f"selected column {name!r} is not in the model's output")
+            names = hosted.output_names
+        if names is not hosted.output_names or not out.has_all(hosted.output_set):
+            for name in names:
+                if not out.has(name):
+                    raise FrameError(f"selected column {name!r} is not in the model's output")
         response = scorer_pb2.ScoreResponse(model=hosted.name, version=hosted.version)
         encoded = encode_doubles(out, names)
         if encoded is None:

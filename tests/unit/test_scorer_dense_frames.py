@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from protos.rtscore.v1 import frame_pb2, scorer_pb2
 from scorer.frame import DataType, Field, FrameError, LeapFrame
-from scorer.service.dense_frames import DenseFrameDecoder, dense_frame, has_dense
+from scorer.service.dense_frames import DenseFrameDecoder, dense_frame, densify, has_dense
 from scorer.service.frames import check_inputs, to_leap_frame
 from tests.unit.test_scorer_grpc import Running, load, running, wire_frame
 
@@ -38,7 +38,7 @@ def assert_same(a: LeapFrame, b: LeapFrame) -> None:
     assert a.n_rows == b.n_rows
     assert {f.name: f for f in a.fields} == {f.name: f for f in b.fields}
     for name in b.names:
-        assert a.column(name).dtype == np.float64
+        assert a.column(name).dtype == b.column(name).dtype
         np.testing.assert_array_equal(a.column(name), b.column(name))  # NaN equals NaN here
 
 
@@ -63,6 +63,23 @@ def test_dense_decode_equals_columnar_decode(
     mixed.columns.extend(columnar(names[dense_count:], matrix[:, dense_count:]).columns)
     assert_same(decoder.decode(mixed), expected)
     assert_same(decoder.decode(dense_frame(names, matrix)), expected)  # again, from the remembered names
+
+
+@settings(max_examples=30, deadline=None)
+@given(order=st.permutations(NAMES), rows=st.integers(1, 20), data=st.data())
+def test_densified_frames_decode_like_the_frames_they_came_from(
+    order: list[str], rows: int, data: st.DataObject
+) -> None:
+    names = tuple(order)
+    values = data.draw(st.lists(DOUBLES, min_size=rows * len(names), max_size=rows * len(names)))
+    wire = columnar(names, np.array(values, dtype=np.float64).reshape(rows, len(names)))
+    wire.columns.add(name="note", type=frame_pb2.COLUMN_TYPE_STRING, strings=["x"] * rows)
+    wire.columns.add(name="spare", type=DOUBLE, doubles=[0.5] * rows)  # read by no model: stays a column
+    dense = densify(wire, only=NAMES)
+    assert list(dense.dense.names) == list(names)
+    assert [c.name for c in dense.columns] == ["note", "spare"]
+    assert_same(DenseFrameDecoder(INPUTS).decode(dense), general(wire))
+    assert densify(dense) is dense
 
 
 def _block(names: list[str], values: bytes, rows: int = 1) -> frame_pb2.Frame:
