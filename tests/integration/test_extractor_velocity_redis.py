@@ -7,12 +7,13 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
 from extractor.velocity.redis_store import RedisVelocityStore
 from tests.integration.redis_fixtures import redis_url
-from tests.integration.velocity_worker import BLOCK
+from tests.integration.velocity_worker import BLOCK, write_events
 from tests.paths import ROOT
 from tests.velocity_reference import generated_events, reference_values
 
@@ -21,13 +22,15 @@ COUNT, SEED, PROCESSES = 10_000, 5, 3
 pytestmark = pytest.mark.services
 
 
-async def test_redis_store_shared_by_processes_equals_reference(redis_url: str) -> None:
+async def test_redis_store_shared_by_processes_equals_reference(redis_url: str, tmp_path: Path) -> None:
     namespace = f"test:{uuid.uuid4().hex}"
+    plan, events = generated_events(COUNT, SEED)
+    write_events(events, str(tmp_path / "events.json"))
     command = [sys.executable, "-m", "tests.integration.velocity_worker", redis_url, namespace]
     # Started at once and read only after the reference is computed, so they run beside it.
     workers = [
         subprocess.Popen(  # noqa: ASYNC220
-            [*command, str(i), str(PROCESSES), str(COUNT), str(SEED)],
+            [*command, str(i), str(PROCESSES), str(tmp_path / "events.json")],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -35,7 +38,6 @@ async def test_redis_store_shared_by_processes_equals_reference(redis_url: str) 
         )
         for i in range(PROCESSES)
     ]
-    plan, events = generated_events(COUNT, SEED)
     expected = reference_values(plan, events)
     got: dict[int, list[float]] = {}
     for worker in workers:
