@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -14,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from extractor.generate import GenerateOptions, generate, write_jsonl
-from extractor.spec import load_spec
-from extractor.train import TrainOptions, train
+from extractor.spec import DEFAULT_SPEC
+from tests.integration.cli_run import rtscore
 from tests.paths import ROOT
 
 
@@ -71,15 +71,23 @@ def scorer(bundle: Path, cache: Path) -> Served:
 
 @pytest.fixture(scope="session")
 def fraud_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(bundle, transactions): a 10-tree forest trained on 4,000 generated transactions, and 3,000 more."""
+    """(bundle, transactions) made with the CLI: a 10-tree forest trained on 4,000 generated
+    transactions (`rtscore extractor generate` and `train`, checked by `check`), and 3,000 more."""
     folder = tmp_path_factory.mktemp("fraud")
-    loaded = load_spec()
-    training = folder / "train.jsonl"
-    write_jsonl(generate(GenerateOptions(count=4_000, seed=21), loaded.spec), training)
-    bundle = folder / "fraud.zip"
-    train(training, loaded, bundle, TrainOptions(trees=10, max_nodes=300))
-    traffic = folder / "traffic.jsonl"
-    write_jsonl(generate(GenerateOptions(count=3_000, seed=22), loaded.spec), traffic)
+    training, traffic, bundle = folder / "train.jsonl", folder / "traffic.jsonl", folder / "fraud.zip"
+    for count, seed, out in ((4_000, 21, training), (3_000, 22, traffic)):
+        made = rtscore("extractor", "generate", "--count", str(count), "--seed", str(seed), "--out", str(out))
+        assert made.returncode == 0, made.stderr
+        assert json.loads(made.stdout)["transactions"] == count
+    trained = rtscore(
+        "extractor", "train", "--transactions", str(training), "--out", str(bundle),
+        "--trees", "10", "--max-nodes", "300",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout)["held_out_auc"] > 0.8
+    checked = rtscore("extractor", "check", str(DEFAULT_SPEC), "--model", str(bundle))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "produces exactly the 32 inputs" in checked.stdout
     return bundle, traffic
 
 
