@@ -30,8 +30,9 @@ def served(
     one = scorer(bundle, tmp_path_factory.mktemp("cache"))
     try:
         extractor = Served(
-            "extractor", "serve", "--scorers", one.target, "--model", "fraud", "--wait-ready", "20"
-        )
+            "extractor", "serve", "--scorers", one.target, "--model", "fraud", "--wait-ready", "20",
+            "--dense-frames",  # features as Frame.dense here; the scenario test sends columns
+        )  # fmt: skip
     except BaseException:
         one.kill()
         raise
