@@ -139,19 +139,44 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
-def score_requests(obj: dict[str, Any], model: str, batch: int, where: str = "frame") -> list[bytes]:
+def to_dense_frame(obj: dict[str, Any], rows: Sequence[int], where: str = "frame") -> frame_pb2.Frame:
+    """The rows at the given indices as one dense block (`Frame.dense`); every field must be a double."""
+    specs = column_specs(obj, where)
+    if any(s.type != frame_pb2.COLUMN_TYPE_DOUBLE for s in specs):
+        raise BenchFrameError(f"{where}: the dense form carries double fields only")
+    values = np.empty((len(rows), len(specs)), dtype="<f8")
+    for i, r in enumerate(rows):
+        row = obj["rows"][r]
+        if not isinstance(row, list) or len(row) != len(specs):
+            raise BenchFrameError(f"{where}: row {r} has {_length(row)} values, the schema has {len(specs)}")
+        # MLeap writes a missing double as null; the scorer reads NaN as missing.
+        values[i] = [math.nan if v is None else _number(v, f"{where}: row {r}") for v in row]
+    dense = frame_pb2.DenseDoubles(names=[s.name for s in specs], values=values.tobytes())
+    return frame_pb2.Frame(rows=len(rows), dense=dense)
+
+
+def all_doubles(obj: dict[str, Any], where: str = "frame") -> bool:
+    """Whether every field of the LeapFrame is a double scalar (so it can travel in the dense form)."""
+    return all(s.type == frame_pb2.COLUMN_TYPE_DOUBLE for s in column_specs(obj, where))
+
+
+def score_requests(
+    obj: dict[str, Any], model: str, batch: int, where: str = "frame", dense: bool = False
+) -> list[bytes]:
     """Serialized `ScoreRequest`s of `batch` rows each, cycling through the frame's rows.
 
+    `dense`: the rows travel as one float64 block (`Frame.dense`), which needs every field a double.
     Requests are serialized once up front so the load generator spends its time sending, not encoding.
     """
     if batch < 1:
         raise BenchFrameError(f"batch must be at least 1, got {batch}")
     column_specs(obj, where)
+    build = to_dense_frame if dense else to_frame
     n = len(obj["rows"])
     requests = []
     # One request per starting row puts every row in every position of a batch.
     for start in range(n):
-        frame = to_frame(obj, [(start + i) % n for i in range(batch)], where)
+        frame = build(obj, [(start + i) % n for i in range(batch)], where)
         requests.append(scorer_pb2.ScoreRequest(model=model, frame=frame).SerializeToString())
     return requests
 

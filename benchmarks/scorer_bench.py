@@ -66,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", type=Path, help="write the report here, and a PNG beside it")
     clients.add_client_option(parser)
+    parser.add_argument(
+        "--form",
+        choices=("dense", "columns"),
+        help="request frames: dense (one float64 block; the default for all-double inputs) or columns",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,9 +82,12 @@ def run(args: argparse.Namespace) -> int:
     fixture = fixture_for(args.quick) if args.bundle is None or args.frame is None else {}
     bundle = args.bundle or fixture["bundle"]
     frame_path = args.frame or fixture["frame"]
-    from benchmarks.frames import load_leap_frame
+    from benchmarks.frames import all_doubles, load_leap_frame
 
-    requests = score_requests(load_leap_frame(Path(frame_path)), MODEL, 1)
+    frame = load_leap_frame(Path(frame_path))
+    # the dense form wherever the inputs are all doubles, as rtscore's own clients send it
+    form = args.form or ("dense" if all_doubles(frame) else "columns")
+    requests = score_requests(frame, MODEL, 1, dense=form == "dense")
     client = args.client or clients.default_client()
     say = functools.partial(_say, time.monotonic())
     runs: list[dict[str, Any]] = []
@@ -117,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
         memory["workers_ratio"] = round(two["workers_pss_mb"] / one["workers_pss_mb"], 3)
         memory["tree_ratio"] = round(two["tree_pss_mb"] / one["tree_pss_mb"], 3)
     facts = {k: v for k, v in fixture.items() if k not in ("model_file", "bundle", "frame")}
-    data = report.build_report(runs, facts, scorer={"memory": memory, "bundle": str(bundle)})
+    data = report.build_report(
+        runs, facts, scorer={"memory": memory, "bundle": str(bundle), "request_form": form}
+    )
     print()
     print(table(runs))
     print()

@@ -118,3 +118,29 @@ def test_schema_generated_requests_match_the_declared_inputs() -> None:
     ]
     with pytest.raises(BenchFrameError, match="declares no input"):
         requests_from_schema([], "m", 1)
+
+
+DOUBLES = {
+    "schema": {"fields": [{"name": "amount", "type": "double"}, {"name": "age", "type": "double"}]},
+    "rows": [[1.5, 30.0], [None, 41.0], [2.5, -1.0]],
+}
+
+
+def test_all_double_rows_travel_as_one_dense_block() -> None:
+    import numpy as np
+
+    from benchmarks.frames import all_doubles
+
+    assert all_doubles(DOUBLES)
+    assert not all_doubles(MIXED)
+    serialized = score_requests(DOUBLES, "fraud", 2, dense=True)
+    requests = [scorer_pb2.ScoreRequest.FromString(r) for r in serialized]
+    assert len(requests) == 3
+    first = requests[1].frame
+    assert (first.rows, list(first.dense.names), len(first.columns)) == (2, ["amount", "age"], 0)
+    values = np.frombuffer(first.dense.values, dtype="<f8").reshape(2, 2)
+    assert math.isnan(values[0, 0])
+    assert values[0, 1] == 41.0
+    assert list(values[1]) == [2.5, -1.0]
+    with pytest.raises(BenchFrameError, match="double fields only"):
+        score_requests(MIXED, "fraud", 1, dense=True)
