@@ -29,8 +29,8 @@ SHARED_JARS = LocalServices(REPO_ROOT).kafka_libs
 
 
 def _own_settings(**overrides: object) -> LocalServicesSettings:
-    """Settings that ignore RTSCORE_DATABASE_URL / RTSCORE_KAFKA_BOOTSTRAP: these tests start their own."""
-    return LocalServicesSettings(database_url=None, kafka_bootstrap=None, **overrides)
+    """Settings ignoring RTSCORE_DATABASE_URL, _KAFKA_BOOTSTRAP and _REDIS_URL: these tests start theirs."""
+    return LocalServicesSettings(database_url=None, kafka_bootstrap=None, redis_url=None, **overrides)
 
 
 def _processes_mentioning(*paths: Path) -> list[psutil.Process]:
