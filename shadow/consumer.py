@@ -41,15 +41,14 @@ class GroupConsumer:
         loop: asyncio.AbstractEventLoop,
         *,
         retry_s: float = 0.2,
-        on_change: Callable[[str, list[int]], None] | None = None,
     ) -> None:
         self.topic = topic
         self.store = store
         self._loop = loop
         self._retry_s = retry_s
-        self._on_change = on_change
         self._closing = False
-        # partition -> next offset stored in Postgres as this worker last saw it (NOT_STORED: none yet)
+        # partition -> next offset to read: as stored in Postgres, or where the batch in hand ends
+        # (NOT_STORED: nothing stored yet)
         self.owned: dict[int, int | None] = {}
         self._consumer = Consumer(
             {
@@ -84,10 +83,13 @@ class GroupConsumer:
     def seek(self, partition: int, offset: int) -> None:
         """Read partition again from offset (after another worker was found to have moved it on)."""
         self.owned[partition] = offset
-        self._consumer.seek(TopicPartition(self.topic, partition, offset))
+        try:
+            self._consumer.seek(TopicPartition(self.topic, partition, offset))
+        except KafkaException as err:  # not fetching yet: the next lost batch seeks again
+            log.warning("seek of partition %d to %d failed: %s", partition, offset, err)
 
     def positions(self) -> dict[int, tuple[int, int]]:
-        """Per owned partition: (stored next offset or -1, high watermark as last fetched)."""
+        """Per owned partition: (next offset to read, -1 before the first batch; the high watermark)."""
         out = {}
         for partition, stored in list(self.owned.items()):
             try:
@@ -126,8 +128,6 @@ class GroupConsumer:
             self.owned[p.partition] = stored.get(p.partition, NOT_STORED)
         consumer.incremental_assign(partitions)
         log.info("assigned %s from %s", numbers, [p.offset for p in partitions])
-        if self._on_change:
-            self._on_change("assigned", numbers)
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for p in partitions:
@@ -135,8 +135,6 @@ class GroupConsumer:
         consumer.incremental_unassign(partitions)
         numbers = [p.partition for p in partitions]
         log.info("revoked %s", numbers)
-        if self._on_change:
-            self._on_change("revoked", numbers)
 
     def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._revoked(consumer, partitions)
