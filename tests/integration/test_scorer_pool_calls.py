@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,3 +155,21 @@ async def test_micro_batches_give_each_caller_its_own_row(scorers: list[Scorer])
     batches = stats["batches"]
     assert isinstance(batches, int)
     assert batches <= 40 // 16 + 2
+
+
+async def test_bench_run_through_a_pool_reports_calls_per_scorer(
+    scorers: list[Scorer], tmp_path: Path
+) -> None:
+    targets = ",".join(s.target for s in scorers)
+    out = tmp_path / "pool.json"
+    run = await asyncio.to_thread(
+        rtscore, "bench", "run", "--scorers", targets, "--model", "demo", "--frame", str(DEMO_FRAME),
+        "--rate", "100", "--duration", "1", "--warmup", "0.2", "--json", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    record = json.loads(out.read_text())["runs"][0]
+    assert record["errors"] == {}
+    assert set(record["pool"]) == {s.target for s in scorers}
+    assert sum(record["pool"].values()) >= record["requests"]  # warm-up calls count too
+    assert record["retries"] == 0
+    assert record["hedges"] == 0

@@ -1,8 +1,9 @@
-"""The pool's pieces of logic alone: power of two choices, peak EWMA, the hedge budget, the running p95,
-joining and splitting frames, and settings that cannot work."""
+"""The pool's pieces of logic alone: power of two choices, the latency average, the hedge budget, the
+running p95, health and ejections rebuilding pickers, joining and splitting frames, and bad settings."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -14,10 +15,12 @@ import pytest_asyncio
 from protos.rtscore.v1 import frame_pb2
 from rtscore.errors import InvalidArgument
 from scorer.client import PoolSettings, static_endpoints
+from scorer.client.balancer import Balancer
 from scorer.client.endpoint import Endpoint
 from scorer.client.frames import dense_frame, join_rows, layout, split_rows
 from scorer.client.hedging import HedgeBudget, RunningQuantile
 from scorer.client.picker import Picker
+from scorer.client.telemetry import PoolTelemetry
 
 SETTINGS = PoolSettings()
 
@@ -130,3 +133,31 @@ def test_settings_and_endpoints_that_cannot_work_are_refused() -> None:
     with pytest.raises(InvalidArgument, match="HOST:PORT"):
         static_endpoints("127.0.0.1:1,nohost")
     assert static_endpoints("127.0.0.1:1, 127.0.0.1:2").addresses == ["127.0.0.1:1", "127.0.0.1:2"]
+
+
+async def test_health_and_ejection_rebuild_the_picker_and_ejected_endpoints_return(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(Endpoint, "watch", lambda self, model: None)  # health is fed by hand below
+    settings = PoolSettings(eject_base_s=0.05, max_ejected_share=0.5)
+    balancer = Balancer(settings, None, PoolTelemetry())
+    balancer.set_endpoints(["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"])
+    ready = balancer.want("m")
+    one, two, three = balancer.endpoints.values()
+    assert not ready.is_set()
+    for endpoint in (one, two, three):
+        endpoint._set("m", True, "SERVING")
+    picker = balancer.pickers["m"]
+    assert ready.is_set()
+    assert set(picker.endpoints) == {one, two, three}
+    two._set("m", False, "NOT_SERVING")
+    assert set(balancer.pickers["m"].endpoints) == {one, three}
+    assert set(picker.endpoints) == {one, two, three}  # a picker in use never changes under a call
+    balancer.failed(one)
+    balancer.failed(three)  # a second ejection would leave too little: refused
+    assert set(balancer.pickers["m"].endpoints) == {three}
+    await asyncio.sleep(0.2)
+    assert set(balancer.pickers["m"].endpoints) == {one, three}
+    assert balancer.telemetry.ejections == 1
+    for endpoint in balancer.close():
+        await endpoint.close()
