@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step-duration", type=float, default=3.0, help="rate search: seconds per step")
     parser.add_argument("--start-rate", type=float, default=200.0, help="rate search: first rate")
     parser.add_argument("--max-rate", type=float, default=20000.0, help="rate search: give up above this")
+    parser.add_argument(
+        "--hedge-quantile", type=float, default=0.95, help="pool+hedge: hedge after this quantile"
+    )
     parser.add_argument("--skip", choices=("tail", "throughput"), help="leave out one part")
     parser.add_argument(
         "--tail-clients", default="round_robin,pool,pool+hedge", help="tail runs: clients, in this order"
@@ -96,7 +99,12 @@ def round_robin_options(model: str) -> list[tuple[str, Any]]:
 
 
 async def measure(
-    client: str, targets: Sequence[str], model: str, requests: list[bytes], spec: LoadSpec
+    client: str,
+    targets: Sequence[str],
+    model: str,
+    requests: list[bytes],
+    spec: LoadSpec,
+    hedge_quantile: float = 0.95,
 ) -> tuple[RunResult, dict[str, Any]]:
     """One open-loop run of `spec` through `client`; the result and the pool's counts (if a pool)."""
     if client == "round_robin":
@@ -106,7 +114,10 @@ async def measure(
             run = _Calls(spec, [channel.unary_unary(SCORE_METHOD)], requests, [0, 0])
             return await run.open_loop(), {}
     settings = PoolSettings(
-        default_timeout_s=spec.timeout, hedge=client == "pool+hedge", batch=client == "pool+batch"
+        default_timeout_s=spec.timeout,
+        hedge=client == "pool+hedge",
+        hedge_quantile=hedge_quantile,
+        batch=client == "pool+batch",
     )
     async with ScorerPool(static_endpoints(targets), settings) as pool:
         await pool.wait_ready(model, timeout=10.0)
@@ -193,10 +204,10 @@ async def _tail(
     stalled = servers[-1].process
     assert stalled is not None
     out: dict[str, Any] = {"rate": args.rate, "stall_ms": args.stall_ms, "stall_every_s": args.stall_every,
-                           "stalled": servers[-1].target}  # fmt: skip
+                           "stalled": servers[-1].target, "hedge_quantile": args.hedge_quantile}  # fmt: skip
     for client in _clients(args.tail_clients):
         with Stalls(stalled.pid, args.stall_ms / 1e3, args.stall_every):
-            result, stats = await measure(client, targets, args.model, requests, spec)
+            result, stats = await measure(client, targets, args.model, requests, spec, args.hedge_quantile)
         out[client] = summary(result, stats)
         print(f"tail {client}: {_brief(out[client])}", flush=True)
     return out

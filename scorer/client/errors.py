@@ -6,8 +6,12 @@ import grpc
 
 from rtscore.errors import RtscoreError
 
-# Statuses after which the same call goes to another endpoint: the scorer did not score it.
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+# Statuses after which the same call goes to another endpoint: the scorer did not score it. CANCELLED
+# reaches a caller as a status only when the server or the transport ended the call (a scorer stopping,
+# a reset stream); the pool's own cancellations surface as asyncio.CancelledError instead.
+RETRYABLE = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED}
+)
 # Statuses that say the caller sent something wrong: they pass through and never count against a scorer.
 CALLER_ERRORS = frozenset(
     {

@@ -51,7 +51,9 @@ class ScorerPool:
         self.telemetry = PoolTelemetry(meter_provider)
         self._balancer: Balancer | None = None
         self._follow: asyncio.Task[None] | None = None
-        self._latency = RunningQuantile(0.95, initial_s=self.settings.hedge_delay_s or 0.005)
+        self._latency = RunningQuantile(
+            self.settings.hedge_quantile, initial_s=self.settings.hedge_delay_s or 0.005
+        )
         self._hedges = HedgeBudget(self.settings.hedge_max_share if self.settings.hedge else 0.0)
         self._batcher: MicroBatcher | None = None
 
@@ -253,7 +255,7 @@ class ScorerPool:
             self.telemetry.attempt(endpoint.address, code.name, elapsed)
             if code in CALLER_ERRORS:
                 endpoint.observe(elapsed)
-            elif code != grpc.StatusCode.CANCELLED and endpoint.observe_failure(elapsed) and self._balancer:
+            elif endpoint.observe_failure(elapsed) and self._balancer:
                 self._balancer.failed(endpoint)
             raise
         except asyncio.CancelledError:

@@ -40,7 +40,9 @@ class PoolSettings:
     hedge: bool = False
     """Send a second copy of a slow call to another endpoint; the first answer wins."""
     hedge_delay_s: float | None = None
-    """Wait before hedging; None: the pool's running p95 latency."""
+    """Wait before hedging; None: the pool's running `hedge_quantile` of latency."""
+    hedge_quantile: float = 0.95
+    """Which running quantile of latency a call may take before it is hedged (with no set delay)."""
     hedge_max_share: float = 0.05
     """Hedges allowed, as a share of calls (a token bucket)."""
     batch: bool = False
@@ -83,6 +85,8 @@ class PoolSettings:
             )
         if not 0 <= self.max_ejected_share <= 1 or not 0 <= self.hedge_max_share <= 1:
             raise InvalidArgument("max_ejected_share and hedge_max_share must be within [0, 1]")
+        if not 0.5 <= self.hedge_quantile < 1:
+            raise InvalidArgument(f"hedge_quantile must be within [0.5, 1), got {self.hedge_quantile}")
         if self.hedge_delay_s is not None and not self.hedge_delay_s > 0:
             raise InvalidArgument(f"hedge_delay_s must be positive, got {self.hedge_delay_s}")
         if not 0 < self.batch_wait_s <= MAX_BATCH_WAIT_S:
