@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from extractor.transactions import transaction_from_json
@@ -33,6 +33,7 @@ __all__ = ["fraud_files", "started"]
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 RATE = 150  # calls per second, open loop
 KAFKA_DOWN_S = 25.0
+RESUME_WITHIN_S = 5.0  # copies reach Kafka again this soon after the broker answers
 
 
 class PrivateKafka:
@@ -118,18 +119,42 @@ def _metric(port: int, name: str) -> float:
 
 
 def _copies(bootstrap: str, topic: str, timeout_s: float) -> list[extractor_pb2.ShadowRecord]:
+    """Every record in `topic`, each partition read from its start to its end offset at the time of the
+    call. Partitions are assigned, not subscribed: a first consumer group on a just restarted broker
+    waits for its coordinator, and an empty poll then does not mean the topic was read."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
-    consumer.subscribe([topic])
-    records, deadline, quiet = [], time.monotonic() + timeout_s, 0
+                         "enable.auto.commit": False})  # fmt: skip
+    deadline = time.monotonic() + timeout_s
     try:
-        while time.monotonic() < deadline and quiet < 2:
-            batch = consumer.consume(1000, timeout=1.0)
-            quiet = quiet + 1 if not batch else 0
-            records += [extractor_pb2.ShadowRecord.FromString(m.value()) for m in batch if m.error() is None]
+        partitions = consumer.list_topics(topic, timeout=timeout_s).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
+            for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        unread = {p for p, end in ends.items() if end > 0}
+        records: list[extractor_pb2.ShadowRecord] = []
+        while unread and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=1.0):
+                value, offset = message.value(), message.offset()
+                if message.error() is None and value is not None and offset is not None:
+                    records.append(extractor_pb2.ShadowRecord.FromString(value))
+                    if offset >= ends[message.partition()] - 1:
+                        unread.discard(message.partition())
     finally:
         consumer.close()
+    assert not unread, f"partitions {sorted(unread)} of {topic} not read to {ends} within {timeout_s:.0f}s"
     return records
+
+
+def _resumed(port: int, delivered_before: float, within_s: float) -> float | None:
+    """Seconds until the count of delivered copies passes `delivered_before`; None if not within."""
+    began = time.monotonic()
+    while time.monotonic() - began < within_s:
+        if _metric(port, "rtscore_extractor_shadow_delivered") > delivered_before:
+            return time.monotonic() - began
+        time.sleep(0.2)
+    return None
 
 
 async def test_extractor_rides_out_a_lost_scorer_kafka_and_redis_outages(
@@ -179,9 +204,11 @@ async def test_extractor_rides_out_a_lost_scorer_kafka_and_redis_outages(
         recovered = _metric(metrics_port, "rtscore_extractor_velocity_fallbacks") - fallbacks_after_recovery
         await asyncio.sleep(max(0.0, KAFKA_DOWN_S - (time.monotonic() - kafka_stopped)))
         dropped_during_outage = _metric(metrics_port, "rtscore_extractor_shadow_dropped")
+        delivered_before = _metric(metrics_port, "rtscore_extractor_shadow_delivered")
         await asyncio.to_thread(kafka.start)
         kafka_back = time.monotonic()
-        await asyncio.sleep(4)
+        resumed_after = await asyncio.to_thread(_resumed, metrics_port, delivered_before, RESUME_WITHIN_S)
+        await asyncio.sleep(3)  # copies of transactions sent once deliveries resumed
         finish.set()
         await running
 
@@ -192,10 +219,12 @@ async def test_extractor_rides_out_a_lost_scorer_kafka_and_redis_outages(
         recovered < 0.05 * 2 * RATE
     )  # back on Redis by itself (a slow call on a busy host may still fall back)
     assert dropped_during_outage > 0
+    assert resumed_after is not None, f"no copy delivered within {RESUME_WITHIN_S}s of Kafka's return"
     assert extractor.stop() == 0
     copies = _copies(kafka.bootstrap, topic, timeout_s=30)
-    late = [c for c in copies if load.sent_at.get(c.transaction.id, 0.0) > kafka_back + 1]
-    assert late, "shadow copies resume once Kafka is back"
+    resumed = kafka_back + resumed_after
+    late = [c for c in copies if load.sent_at.get(c.transaction.id, 0.0) > resumed]
+    assert late, f"no copy of a call sent after deliveries resumed; {len(copies)} copies in all"
     assert len(copies) < load.done  # what was dropped is missing, not duplicated
     assert len({c.transaction.id for c in copies}) == len(copies)  # idempotent producer: no duplicates
     record = late[-1]
