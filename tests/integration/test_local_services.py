@@ -22,7 +22,7 @@ from rtscore.localservices import (
     kafka,
 )
 from rtscore.localservices.kafka import KafkaBroker
-from rtscore.localservices.probes import kafka_answers, postgres_answers
+from rtscore.localservices.probes import kafka_answers, postgres_answers, redis_answers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_JARS = LocalServices(REPO_ROOT).kafka_libs
@@ -86,7 +86,13 @@ def test_up_twice_then_down_leaves_no_listening_port_and_no_process(
     assert all(pid is not None for pid in first_pids.values())
     assert postgres_answers(first.database_url, 10) is None
     assert kafka_answers(first.kafka_bootstrap, 10) is None
-    ports = {urlsplit(first.database_url).port or 0, int(first.kafka_bootstrap.rsplit(":", 1)[1])}
+    assert first.redis_url is not None
+    assert redis_answers(first.redis_url, 10) is None
+    ports = {
+        urlsplit(first.database_url).port or 0,
+        int(first.kafka_bootstrap.rsplit(":", 1)[1]),
+        urlsplit(first.redis_url).port or 0,
+    }
     assert _listening(ports) == ports
     cluster_home = (tmp_path / ".rtscore" / "postgres").resolve()
 
