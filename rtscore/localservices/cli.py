@@ -16,6 +16,10 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     )
     up.set_defaults(func=_up)
     down = actions.add_parser("down", help="stop the services started by `up`; leaves no process behind")
+    down.add_argument(
+        "names", nargs="*", type=_service_name, metavar="SERVICE",
+        help="only these (postgres, kafka, redis); all when none is named",
+    )  # fmt: skip
     down.set_defaults(func=_down)
     status = actions.add_parser("status", help="say what runs where (exit status 3 when one is stopped)")
     status.set_defaults(func=_status)
@@ -44,9 +48,22 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service_name(name: str) -> str:
+    from rtscore.localservices.stack import SERVICES
+
+    if name not in SERVICES:
+        raise argparse.ArgumentTypeError(f"{name!r} is not one of {', '.join(SERVICES)}")
+    return name
+
+
 def _down(args: argparse.Namespace) -> int:
-    _services().down()
-    print("services stopped")
+    services = _services()
+    if args.names:
+        services.down(args.names)
+        print(f"stopped {', '.join(args.names)}")
+    else:
+        services.down()
+        print("services stopped")
     return 0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +25,7 @@ _EXTERNAL: dict[str, tuple[str, Probe]] = {
     "kafka": ("RTSCORE_KAFKA_BOOTSTRAP", kafka_answers),
     "redis": ("RTSCORE_REDIS_URL", redis_answers),
 }
+SERVICES = ("postgres", "kafka", "redis")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # A service that was up a moment ago answers at once; this bounds the re-check on a repeated `up`.
 _RECHECK_S = 10.0
@@ -102,17 +103,24 @@ class LocalServices:
             redis_url = self._bring_up(records, "redis", given.redis_url, self._up_redis)
         return ServiceEndpoints(database_url, bootstrap, redis_url)
 
-    def down(self) -> None:
-        """Stop the services `up` started under this root (never external ones) and forget them."""
+    def down(self, names: Collection[str] = SERVICES) -> None:
+        """Stop the services `up` started under this root (never external ones), all or those in
+        `names`, and forget them."""
+        unknown = sorted(set(names) - set(SERVICES))
+        if unknown:
+            raise ValueError(f"no local service named {', '.join(unknown)} (known: {', '.join(SERVICES)})")
         with self._state.locked():
             records = self._state.load()
             kafka, redis = records.get("kafka"), records.get("redis")
-            self._broker.stop(kafka.pid if kafka is not None else self._broker.find_pid())
-            self._redis.stop(
-                redis.pid if redis is not None and self._redis.owns(redis.pid) else self._redis.find_pid()
-            )
-            self._cluster().stop()
-            self._state.save({})
+            if "kafka" in names:
+                self._broker.stop(kafka.pid if kafka is not None else self._broker.find_pid())
+            if "redis" in names:
+                self._redis.stop(
+                    redis.pid if redis is not None and self._redis.owns(redis.pid) else self._redis.find_pid()
+                )
+            if "postgres" in names:
+                self._cluster().stop()
+            self._state.save({name: record for name, record in records.items() if name not in names})
 
     def endpoints(self) -> ServiceEndpoints:
         """Where the services answer; `ServicesNotRunning` when a local one is not up."""

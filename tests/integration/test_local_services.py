@@ -88,13 +88,18 @@ def test_up_twice_then_down_leaves_no_listening_port_and_no_process(
     assert kafka_answers(first.kafka_bootstrap, 10) is None
     assert first.redis_url is not None
     assert redis_answers(first.redis_url, 10) is None
-    ports = {
-        urlsplit(first.database_url).port or 0,
-        int(first.kafka_bootstrap.rsplit(":", 1)[1]),
-        urlsplit(first.redis_url).port or 0,
-    }
+    redis_port = urlsplit(first.redis_url).port or 0
+    ports = {urlsplit(first.database_url).port or 0, int(first.kafka_bootstrap.rsplit(":", 1)[1]), redis_port}
     assert _listening(ports) == ports
     cluster_home = (tmp_path / ".rtscore" / "postgres").resolve()
+
+    private_services.down(["redis"])  # only the one named: the others run on as they were
+
+    assert not _running(first_pids["redis"])
+    assert _listening(ports) == ports - {redis_port}
+    still = {s.name: s.pid for s in private_services.status() if s.running}
+    assert still == {"postgres": first_pids["postgres"], "kafka": first_pids["kafka"]}
+    assert kafka_answers(first.kafka_bootstrap, 10) is None
 
     private_services.down()
 
