@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,54 +139,79 @@ def test_canary_from_files_gates_start_and_health(tmp_path: Path) -> None:
     assert "column 'demo:prediction' row 1" in refused.stderr.splitlines()[-1]
 
 
-def test_sigterm_drains_in_flight_calls_and_exits_zero(demo_scorer: ScorerProcess) -> None:
+def _first_refusal(
+    stub: scorer_pb2_grpc.ScorerStub,
+    request: scorer_pb2.ScoreRequest,
+    *,
+    skipping: str = "",
+    until: Callable[[], bool] = lambda: False,
+) -> str | None:
+    """Score `request` over and over until a call is refused (a refusal starting with `skipping` does
+    not count); that refusal as `CODE: details`, or None once `until()` holds."""
+    while not until():
+        try:
+            stub.Score(request, timeout=10)
+        except grpc.RpcError as err:
+            refusal = f"{err.code().name}: {err.details()}"
+            if not skipping or not refusal.startswith(skipping):
+                return refusal
+    return None
+
+
+def test_sigterm_drains_in_flight_calls_and_exits_zero(tmp_path: Path) -> None:
+    # One call in flight at most, and one-row calls scored on the event loop (so they never hold the
+    # slot across an await, and cannot keep the big call out): while the big call is on the server, a
+    # one-row call is refused at once with RESOURCE_EXHAUSTED. That refusal, not a guess at how long
+    # scoring takes, says the big call is in flight when SIGTERM is sent.
+    scorer = ScorerProcess(
+        "--model", f"demo={DEMO}", "--drain-grace", "10", "--max-in-flight", "1", "--inline-rows", "1",
+        env={"RTSCORE_CACHE_DIR": str(tmp_path / "cache")},
+    )  # fmt: skip
     big = scorer_pb2.ScoreRequest(model="demo", frame=demo_batch(400_000), select=["demo:prediction"])
     small = scorer_pb2.ScoreRequest(model="demo", frame=demo_batch(1))
     outcome: dict[str, object] = {}
-    refused: list[str] = []
-    stop = threading.Event()
-    with grpc.insecure_channel(demo_scorer.target) as channel:
-        stub = scorer_pb2_grpc.ScorerStub(channel)
-        stub.ListModels(scorer_pb2.ListModelsRequest(), timeout=5)  # connected before the race starts
-        health = health_pb2_grpc.HealthStub(channel)
-        watch = health.Watch(health_pb2.HealthCheckRequest(service="demo"), timeout=30)
-        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+    busy = "RESOURCE_EXHAUSTED: scorer is at its bound of 1 in-flight calls"
+    try:
+        with grpc.insecure_channel(scorer.target) as channel:
+            stub = scorer_pb2_grpc.ScorerStub(channel)
+            stub.ListModels(scorer_pb2.ListModelsRequest(), timeout=5)  # connected before the race starts
+            health = health_pb2_grpc.HealthStub(channel)
+            watch = health.Watch(health_pb2.HealthCheckRequest(service="demo"), timeout=30)
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
 
-        def big_call() -> None:
-            try:
-                outcome["reply"] = stub.Score(big, timeout=30)
-            except grpc.RpcError as err:
-                outcome["error"] = err
-            outcome["done"] = time.monotonic()
-
-        def load() -> None:  # steady small calls until the drain refuses them
-            while not stop.is_set():
+            def big_call() -> None:
                 try:
-                    stub.Score(small, timeout=10)
+                    outcome["reply"] = stub.Score(big, timeout=30)
                 except grpc.RpcError as err:
-                    refused.append(f"{err.code().name}: {err.details()}")
-                    return
+                    outcome["error"] = err
+                outcome["done"] = time.time()
 
-        threads = [threading.Thread(target=big_call), *(threading.Thread(target=load) for _ in range(3))]
-        for t in threads:
-            t.start()
-        time.sleep(0.2)  # the batch is on the server now: decoding and scoring it takes longer
-        signalled = time.monotonic()
-        demo_scorer.proc.send_signal(signal.SIGTERM)
-        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
-        threads[0].join(30)
-        stop.set()
-        for t in threads[1:]:
-            t.join(30)
+            caller = threading.Thread(target=big_call)
+            caller.start()
+            held = _first_refusal(stub, small, until=lambda: "done" in outcome)
+            signalled = time.time()
+            scorer.proc.send_signal(signal.SIGTERM)
+            assert str(held).startswith(busy), f"the big call was never seen in flight: {held}"
+            assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            # Until the drain closes the gate a small call still finds the slot taken; then it is refused.
+            refused = _first_refusal(stub, small, skipping=busy)
+            caller.join(30)
+    finally:
+        code, stderr = scorer.stop()
     assert "error" not in outcome, outcome.get("error")
     reply = outcome["reply"]
     assert isinstance(reply, scorer_pb2.ScoreResponse)
     assert reply.frame.rows == 400_000
-    assert float(outcome["done"]) > signalled, "the big call ended before SIGTERM: nothing was in flight"  # type: ignore[arg-type]
-    assert all(r.startswith("UNAVAILABLE: the scorer is draining") for r in refused), refused
-    code, stderr = demo_scorer.stop()
+    assert refused is not None
+    assert refused.startswith("UNAVAILABLE: the scorer is draining"), refused
     assert code == 0, stderr
-    assert '"msg": "draining"' in stderr
+    draining = [json.loads(line) for line in stderr.splitlines() if '"msg": "draining"' in line]
+    assert len(draining) == 1, stderr
+    # the log's time is cut to the millisecond: the drain began before `began + 1 ms`
+    began = datetime.strptime(draining[0]["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    done = float(outcome["done"])  # type: ignore[arg-type]
+    assert signalled - 0.001 <= began, "the drain began before SIGTERM was sent"
+    assert began + 0.001 <= done, "the big call was answered before the drain began: nothing was drained"
 
 
 def test_workers_share_one_port_and_stop_together(tmp_path: Path) -> None:
