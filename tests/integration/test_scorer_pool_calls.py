@@ -4,6 +4,7 @@ say why, deadlines and hedging around a stalled scorer, and micro-batches that g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -105,22 +106,31 @@ async def test_deadline_holds_and_hedges_answer_around_a_stalled_scorer(scorers:
     one, two = scorers
     frame = one_row((1.0, 2.0, 3.0))
     settings = PoolSettings(hedge=True, hedge_delay_s=0.02, hedge_max_share=1.0)
-    async with (
-        ScorerPool(static_endpoints([two.target])) as alone,
-        ScorerPool(static_endpoints([one.target, two.target]), settings) as hedged,
-    ):
+    # Which scorer a pool tries first is its own choice, and once the stalled one has cost it a hedge it
+    # is avoided: so each round uses a pool with no history, made ready before the stall, and the rounds
+    # go on until some call picked the stalled scorer first (each round: 3 concurrent calls over 2).
+    rounds = 10
+    async with contextlib.AsyncExitStack() as stack:
+        alone = await stack.enter_async_context(ScorerPool(static_endpoints([two.target])))
+        pools = [
+            await stack.enter_async_context(ScorerPool(static_endpoints([one.target, two.target]), settings))
+            for _ in range(rounds)
+        ]
         await alone.wait_ready("demo", timeout=10)
-        await hedged.wait_ready("demo", timeout=10)
+        for pool in pools:
+            await pool.wait_ready("demo", timeout=10)
         os.kill(two.proc.pid, signal.SIGSTOP)
+        answers = []
         try:
             started = time.monotonic()
             with pytest.raises(ScorerCallError) as late:
                 await alone.score("demo", frame, timeout=0.2)
             assert late.value.code.name == "DEADLINE_EXCEEDED"
             assert time.monotonic() - started < 1.0
-            answers = []
-            for _ in range(10):
+            for hedged in pools:
                 answers += await asyncio.gather(*(hedged.score("demo", frame, timeout=1.0) for _ in range(3)))
+                if hedged.stats()["hedges"]:
+                    break
         finally:
             os.kill(two.proc.pid, signal.SIGCONT)
         stats = hedged.stats()
