@@ -96,5 +96,8 @@ def test_a_file_cached_in_small_pages_is_read_again_into_huge_pages(tmp_path: Pa
     if (_huge_bytes_of_plain_mapping(path, small_pages_first=True) or 0) >= 0.9 * whole:
         pytest.skip("this system reads files back in huge pages whatever the page cache held")
     mapped = map_npy(path)  # the page cache holds the file in small pages, as the last call left it
-    assert (huge_mapped_bytes(mapped.ctypes.data) or 0) >= 0.9 * whole
+    got = huge_mapped_bytes(mapped.ctypes.data) or 0
+    if got < 0.9 * whole and (_huge_bytes_of_plain_mapping(path, small_pages_first=False) or 0) < 0.9 * whole:
+        pytest.skip("the system ran out of free huge pages during the test (memory fragmented)")
+    assert got >= 0.9 * whole
     np.testing.assert_array_equal(mapped, array)
