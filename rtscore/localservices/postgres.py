@@ -199,16 +199,16 @@ class PostgresCluster:
             )
         account = self._account
         env.update(HOME=str(self.home), USER=account.name, LOGNAME=account.name)
+        # initdb and postgres refuse to run as root: setpriv drops to the service account, no extra
+        # groups. Not subprocess's user=/group=: those force a plain fork(), whose atfork handlers
+        # (gRPC's among them) can crash the child of a process with live gRPC threads before it execs.
+        drop = ["setpriv", f"--reuid={account.uid}", f"--regid={account.gid}", "--clear-groups", "--"]
         return subprocess.run(
-            command,
+            [*drop, *command],
             capture_output=True,
             text=True,
             check=False,
             env=env,
             start_new_session=True,
-            # initdb and postgres refuse to run as root: drop to the service account, no extra groups.
             cwd=self.home,
-            user=account.uid,
-            group=account.gid,
-            extra_groups=[],
         )

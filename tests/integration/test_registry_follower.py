@@ -63,10 +63,6 @@ async def retried(call: Callable[[], Awaitable[T]], seconds: float = 15.0) -> T:
             await asyncio.sleep(0.2)
 
 
-@pytest.mark.skip(
-    reason="restarting the private cluster under a live registry fails on some runs here (pg_ctl start "
-    "returns without a live postmaster pid); the same stop and start outside the test pass"
-)
 async def test_the_follower_rides_out_a_postgres_restart_and_receives_the_next_change(
     private_postgres: tuple[PostgresCluster, PostgresRun], tmp_path: Path
 ) -> None:
