@@ -8,6 +8,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# ExtractorSettings field → `serve` flag: the scorer's names for the registry, `rtscore score`'s for scorers.
+_CREDENTIAL_FLAGS = {
+    "registry_token_file": "token_file",
+    "registry_ca": "registry_ca",
+    "registry_cert": "registry_cert",
+    "registry_key": "registry_key",
+    "scorer_ca": "ca",
+    "scorer_cert": "cert",
+    "scorer_key": "key",
+}
+
 
 def register(subparsers: Any, name: str, help_text: str) -> None:
     """Add the `extractor` group to the rtscore CLI."""
@@ -23,6 +34,27 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     serve.add_argument("--pool", default="default", help="scorer pool in the registry (default: default)")
     serve.add_argument("--environment", default="production", help="environment of the pool")
     serve.add_argument("--model", default="fraud:champion", help="model: name, name@version or role alias")
+    follow = serve.add_argument_group("credentials for the registry and the scorers")
+    follow.add_argument(
+        "--token-file",
+        metavar="FILE",
+        type=Path,
+        help="file with the registry token, service role (default: RTSCORE_TOKEN)",
+    )
+    follow.add_argument(
+        "--registry-ca", metavar="PEM", type=Path, help="CA of the registry's TLS certificate"
+    )
+    follow.add_argument(
+        "--registry-cert", metavar="PEM", type=Path, help="client certificate for a mutual-TLS registry"
+    )
+    follow.add_argument("--registry-key", metavar="PEM", type=Path, help="private key of --registry-cert")
+    follow.add_argument(
+        "--ca", metavar="PEM", type=Path, help="CA of the scorers' TLS certificates (speaks TLS)"
+    )
+    follow.add_argument(
+        "--cert", metavar="PEM", type=Path, help="client certificate, for mutual TLS to scorers"
+    )
+    follow.add_argument("--key", metavar="PEM", type=Path, help="private key of --cert")
     serve.add_argument("--review-at", type=float, default=0.5, help="scores from here are reviewed")
     serve.add_argument("--decline-at", type=float, default=0.8, help="scores from here are declined")
     serve.add_argument("--score-timeout-ms", type=float, default=50.0, help="deadline of the scorer call")
@@ -80,6 +112,10 @@ def _serve(args: argparse.Namespace) -> int:
         "shadow_fraction": args.shadow_fraction, "shadow_key": args.shadow_key,
         "dense_frames": args.dense_frames, "metrics_port": args.metrics_port,
     }  # fmt: skip
+    # left out when not given, so RTSCORE_EXTRACTOR_REGISTRY_TOKEN_FILE and the like still apply
+    for field, flag in _CREDENTIAL_FLAGS.items():
+        if getattr(args, flag) is not None:
+            given[field] = getattr(args, flag)
     if args.redis_url:
         given["RTSCORE_EXTRACTOR_REDIS_URL"] = args.redis_url
     if args.kafka_bootstrap:

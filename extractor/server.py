@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from extractor.velocity.memory import MemoryVelocityStore
 from extractor.velocity.redis_store import RedisVelocityStore
 from protos.rtscore.v1 import extractor_pb2, extractor_pb2_grpc, frame_pb2, scorer_pb2, scorer_pb2_grpc
 from rtscore.errors import FailedPrecondition, InvalidArgument, Unavailable
+from rtscore.tls import channel_credentials, wants_tls
 
 if TYPE_CHECKING:
     from scorer.client import EndpointSource, ScorerPool
@@ -101,16 +103,22 @@ class ExtractorServer:
 
     def _pool(self) -> ScorerPool:
         from scorer.client import PoolSettings, ScorerPool, registry_endpoints, static_endpoints
+        from scorer.service.admin import read_token
 
         s = self.settings
         source: EndpointSource
         if s.scorers:
             source = static_endpoints(s.scorers)
         elif s.registry:
-            source = registry_endpoints(s.registry, pool=s.pool, environment=s.environment)
+            source = registry_endpoints(
+                s.registry, pool=s.pool, environment=s.environment,
+                token=read_token(s.registry_token_file),  # None: RTSCORE_TOKEN
+                credentials=_credentials(s.registry_ca, s.registry_cert, s.registry_key),
+            )  # fmt: skip
         else:
             raise InvalidArgument("name the scorers (--scorers H:P,…) or a registry and pool")
-        return ScorerPool(source, PoolSettings(default_timeout_s=s.score_timeout_s))
+        scorers_tls = _credentials(s.scorer_ca, s.scorer_cert, s.scorer_key)
+        return ScorerPool(source, PoolSettings(default_timeout_s=s.score_timeout_s), scorers_tls)
 
     async def _check_model(self) -> None:
         """FAILED_PRECONDITION, once, when the spec's features are not exactly the model's inputs."""
@@ -119,7 +127,7 @@ class ExtractorServer:
             await self.pool.wait_ready(s.model, timeout=s.wait_ready_s)
         except Unavailable as err:
             raise Unavailable(f"no scorer hosts {s.model} within {s.wait_ready_s:.0f}s: {err}") from None
-        inputs = await _model_inputs(self.pool.endpoints(), s.model)
+        inputs = await _model_inputs(self.pool.endpoints(), s.model, self.pool.credentials)
         require_match(self.features.names, inputs, s.model)
 
     def _shadow(self) -> Shadow | None:
@@ -162,11 +170,23 @@ class ExtractorServer:
             await server.stop(grace)
 
 
-async def _model_inputs(endpoints: list[str], model: str) -> list[frame_pb2.FieldSpec]:
+def _credentials(ca: Path | None, cert: Path | None, key: Path | None) -> grpc.ChannelCredentials | None:
+    """TLS client credentials when any PEM file is given; None: plaintext."""
+    return channel_credentials(ca, cert, key) if wants_tls(ca, cert, key) else None
+
+
+async def _model_inputs(
+    endpoints: list[str], model: str, credentials: grpc.ChannelCredentials | None
+) -> list[frame_pb2.FieldSpec]:
     """The model's input schema, from the first scorer that describes it."""
     problems = []
     for endpoint in endpoints:
-        async with grpc.aio.insecure_channel(endpoint) as channel:
+        opened = (
+            grpc.aio.insecure_channel(endpoint)
+            if credentials is None
+            else grpc.aio.secure_channel(endpoint, credentials)
+        )
+        async with opened as channel:
             try:
                 info = await scorer_pb2_grpc.ScorerStub(channel).GetModel(
                     scorer_pb2.GetModelRequest(model=model), timeout=5.0

@@ -26,6 +26,20 @@ class ExtractorSettings(BaseSettings):
     """Static scorer endpoints (host:port); else `registry` and `pool` name them."""
     registry: str | None = None
     """Registry address whose membership watch lists the pool's scorers."""
+    registry_token_file: Path | None = None
+    """File holding the bearer token for the registry (a `service` role token); None: RTSCORE_TOKEN."""
+    registry_ca: Path | None = None
+    """PEM CA of the registry's TLS certificate; set it when the registry speaks TLS."""
+    registry_cert: Path | None = None
+    """PEM client certificate for a registry that wants mutual TLS (with registry_key)."""
+    registry_key: Path | None = None
+    """PEM private key of registry_cert."""
+    scorer_ca: Path | None = None
+    """PEM CA of the scorers' TLS certificates; any of scorer_ca/cert/key makes scorer calls speak TLS."""
+    scorer_cert: Path | None = None
+    """PEM client certificate for scorers that want mutual TLS (with scorer_key)."""
+    scorer_key: Path | None = None
+    """PEM private key of scorer_cert."""
     pool: str = "default"
     """Scorer pool name in the registry."""
     environment: str = "production"
