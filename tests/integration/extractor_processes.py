@@ -21,9 +21,15 @@ from tests.paths import ROOT
 
 
 class Served:
-    """An `rtscore … serve` process on port 0 and the address its first line reported."""
+    """An `rtscore … serve` process on port 0 and the address its first line reported (after `ready`)."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout_s: float = 60.0,
+        ready: str = "serving on",
+    ) -> None:
         command = [sys.executable, "-m", "rtscore.cli", *args, "--port", "0"]
         # stderr to a file: a pipe nobody reads fills up and blocks the server's logging.
         self.log = Path(tempfile.mkstemp(prefix="rtscore-served-", suffix=".log")[1])
@@ -33,12 +39,12 @@ class Served:
                 env={**os.environ, **(env or {})},
             )  # fmt: skip
         assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
-        banner = self.proc.stdout.readline().strip() if ready else ""
-        if "serving on" not in banner:
+        readable, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        banner = self.proc.stdout.readline().strip() if readable else ""
+        if ready not in banner:
             self.kill()
             raise AssertionError(f"{' '.join(args[:2])} did not start: {banner!r} {self.stderr()[-3000:]}")
-        self.target = banner.split("serving on ")[1].split()[0]
+        self.target = banner.split(f"{ready} ")[1].split()[0]
 
     def stderr(self) -> str:
         """What the process wrote to stderr so far."""

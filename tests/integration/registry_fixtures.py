@@ -143,9 +143,10 @@ async def team_fixture(registry: RunningRegistry, db: asyncpg.Pool) -> AsyncIter
     await channel.close()
 
 
-def bundle_variant(folder: Path, tag: str, source: str = "demo.zip") -> Path:
-    """A copy of a fixture bundle with one extra stored entry, so its bytes (and sha256) are its own."""
-    target = folder / f"{source.removesuffix('.zip')}-{tag}.zip"
+def bundle_variant(folder: Path, tag: str, source: str | Path = "demo.zip") -> Path:
+    """A copy of a bundle (a fixture's name, or a path) with one extra stored entry, so its bytes (and
+    sha256) are its own."""
+    target = folder / f"{Path(source).stem}-{tag}.zip"
     shutil.copyfile(FIXTURES / source, target)
     with zipfile.ZipFile(target, "a") as archive:
         archive.writestr(f"rtscore-build-{tag}.txt", tag)
