@@ -21,8 +21,9 @@ class RowEncoder:
             self._template = frame_pb2.Frame(
                 rows=1, dense=frame_pb2.DenseDoubles(names=self.names, values=bytes(8 * len(self.names)))
             ).SerializeToString()
-            start = len(self._template) - 8 * len(self.names)
-            self._offsets = [start + 8 * i for i in range(len(self.names))]
+            # The values are the encoding's last bytes: one pack writes the whole row.
+            self._row = struct.Struct(f"<{len(self.names)}d")
+            self._start = len(self._template) - self._row.size
             return
         # Sentinels that cannot occur elsewhere in the encoding mark where each value's 8 bytes live.
         sentinels = [float.fromhex(f"0x1.{i + 1:013x}p+1000") for i in range(len(self.names))]
@@ -42,6 +43,9 @@ class RowEncoder:
     def encode(self, row: Sequence[float]) -> bytes:
         """The encoded Frame holding `row`."""
         buffer = bytearray(self._template)
+        if self.dense:
+            self._row.pack_into(buffer, self._start, *row)
+            return bytes(buffer)
         pack = _DOUBLE.pack_into
         for at, value in zip(self._offsets, row, strict=True):
             pack(buffer, at, value)

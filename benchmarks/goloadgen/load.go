@@ -3,14 +3,10 @@ package main
 import (
 	"context"
 	"math/rand/v2"
-	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -20,9 +16,6 @@ import (
 // this late is timed from when it left; a later one is timed from its intended time plus this slack, so
 // the queue a client builds when it cannot keep up is charged, never hidden (no coordinated omission).
 const timerSlack = 500 * time.Microsecond
-
-// sleepFloor: a send due sooner than this leaves at once instead of sleeping for it.
-const sleepFloor = 20 * time.Microsecond
 
 // chunkSize calls' records are allocated at a time; a chunk never moves, so a call writes its record
 // through a pointer while the scheduler goes on allocating.
@@ -119,8 +112,12 @@ func (r *runner) pastEnd(t time.Time) bool {
 // openLoop sends on a fixed schedule (Poisson or constant gaps) whatever the server does.
 func (r *runner) openLoop() outcome {
 	cfg := r.cfg
-	preciseSleeps()
-	defer runtime.UnlockOSThread()
+	callProcs()
+	pace, err := newPacer()
+	if err != nil {
+		panic(err)
+	}
+	defer pace.close()
 	rng := rand.New(rand.NewPCG(cfg.seed, 0x5eed))
 	gap := float64(time.Second) / cfg.rate
 	inFlight := make(chan struct{}, cfg.maxInFlight)
@@ -140,7 +137,7 @@ func (r *runner) openLoop() outcome {
 		if r.pastEnd(intended) || (cfg.count > 0 && sent >= cfg.count) {
 			break
 		}
-		sleepUntil(intended)
+		pace.sleepUntil(intended)
 		inFlight <- struct{}{}
 		var slot *record
 		if isMeasured {
@@ -235,41 +232,3 @@ func (c config) nominalWindow() time.Duration {
 	return 0
 }
 
-// coarseSleep is how far ahead Go's own timer may be used: it wakes up to a millisecond late (the
-// network poller waits in whole milliseconds), about half a millisecond at the median here.
-const coarseSleep = 1500 * time.Microsecond
-
-// preciseSleeps readies the calling goroutine to pace sends: it keeps its thread, whose timer slack is
-// set to 1 ns, and that thread gets a P of its own so that sleeping in nanosleep(2) takes none from the
-// calls. The calls get half the cores (unless GOMAXPROCS says otherwise): the rest are the server's, and
-// fewer Ps spin less looking for work (measured: about 10% less CPU per call on 2 cores).
-func preciseSleeps() {
-	runtime.LockOSThread()
-	work := runtime.GOMAXPROCS(0)
-	if os.Getenv("GOMAXPROCS") == "" {
-		work = max(1, runtime.NumCPU()/2)
-	}
-	runtime.GOMAXPROCS(work + 1)
-	_ = unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
-}
-
-// sleepUntil returns at t: Go's timer for all but the last coarseSleep, then nanosleep(2) as a raw
-// system call (a normal one hands the P to sysmon on every call, which then wakes every 20 us: ~0.1 of a
-// core). Returns at once when t is less than sleepFloor away.
-func sleepUntil(t time.Time) {
-	wait := time.Until(t)
-	if wait > 2*coarseSleep {
-		time.Sleep(wait - coarseSleep)
-		wait = time.Until(t)
-	}
-	if wait <= sleepFloor {
-		return
-	}
-	ts := unix.NsecToTimespec(int64(wait))
-	for {
-		_, _, errno := unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), uintptr(unsafe.Pointer(&ts)), 0)
-		if errno != unix.EINTR {
-			return
-		}
-	}
-}
