@@ -5,45 +5,26 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from importlib import resources
 from typing import Any
 
 import asyncpg
 
 from registry.errors import AbortedError, AlreadyExistsError
 from rtscore.errors import FailedPrecondition, InvalidArgument, RtscoreError, Unavailable
+from rtscore.migrations import Migrations
 
 # Any fixed key works as long as every registry uses the same one.
-MIGRATION_LOCK = 0x72747363_6F7265
+MIGRATIONS = Migrations("registry", "schema_migrations", 0x72747363_6F7265)
 
 
 def migrations() -> list[tuple[str, str]]:
     """(name, sql) of every migration shipped with the registry, in order."""
-    folder = resources.files("registry") / "migrations"
-    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
-    return [(f.name, f.read_text()) for f in files]
+    return MIGRATIONS.files()
 
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply the migrations this database lacks; returns their names. Safe to run concurrently."""
-    applied: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
-    try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
-        for name, sql in migrations():
-            if name in done:
-                continue
-            async with conn.transaction():
-                await conn.execute(sql)
-                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
-            applied.append(name)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
-    return applied
+    return await MIGRATIONS.apply(conn)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
