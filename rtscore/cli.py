@@ -32,7 +32,8 @@ Handler = Callable[[argparse.Namespace], int | None]
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
     parser = argparse.ArgumentParser(prog="rtscore", description=__doc__)
-    sub = parser.add_subparsers(dest="group", metavar="GROUP", required=True)
+    # A dest no command option can clobber (`rtscore shadow status --group` names a consumer group).
+    sub = parser.add_subparsers(dest="rtscore_group", metavar="GROUP", required=True)
     for name, module, help_text in GROUPS:
         if module is None:
             group = sub.add_parser(name, help=f"{help_text} (not built yet)", description=help_text)
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except RtscoreError as err:
-        print(f"rtscore {args.group}: {err}", file=sys.stderr)
+        print(f"rtscore {args.rtscore_group}: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

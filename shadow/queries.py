@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from rtscore.errors import InvalidArgument
+from rtscore.errors import InvalidArgument, Unavailable
 from shadow.db import connect_pool
 from shadow.settings import ShadowSettings
 
@@ -34,7 +34,7 @@ async def score_rows(dsn: str, name: str, version: int, limit: int) -> list[dict
 
 
 def high_watermarks(bootstrap: str, topic: str) -> dict[int, int]:
-    """Each partition's high watermark, asked of the broker."""
+    """Each partition's high watermark, asked of the broker; Unavailable when it does not answer."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rtscore-shadow-status"})
     try:
         meta = consumer.list_topics(topic, timeout=10)
@@ -44,6 +44,8 @@ def high_watermarks(bootstrap: str, topic: str) -> dict[int, int]:
             _low, high = consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=10)
             out[number] = high
         return out
+    except KafkaException as err:
+        raise Unavailable(f"Kafka at {bootstrap} did not answer for {topic!r}: {err.args[0].str()}") from None
     finally:
         consumer.close()
 

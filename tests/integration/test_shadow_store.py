@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -74,3 +78,15 @@ async def test_migrations_apply_once_and_again_as_a_no_op(pool: asyncpg.Pool) ->
         assert await migrate(conn) == []
         names = await conn.fetch("SELECT name FROM shadow_schema_migrations")
     assert [r["name"] for r in names] == ["0001_shadow.sql"]
+
+
+async def test_status_without_a_broker_is_one_line_and_a_failed_exit(database_url: str) -> None:
+    env = {**os.environ, "RTSCORE_DATABASE_URL": database_url, "RTSCORE_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "rtscore.cli", "shadow", "status"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    said = [line for line in done.stderr.splitlines() if not line.startswith("%")]  # librdkafka's own log
+    assert done.returncode == 1, done.stderr
+    assert len(said) == 1, done.stderr
+    assert said[0].startswith("rtscore shadow: Kafka at 127.0.0.1:1 did not answer for 'rtscore.shadow': ")
