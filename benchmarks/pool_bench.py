@@ -20,6 +20,7 @@ import grpc
 from benchmarks import frames
 from benchmarks.loadgen import SCORE_METHOD, LoadSpec, RunResult, _Calls
 from benchmarks.pool_load import PoolMethod
+from benchmarks.report import machine_info
 from benchmarks.targets import ServerProcess, rtscore_scorer
 from protos.rtscore.v1 import scorer_pb2
 from rtscore.errors import InvalidArgument
@@ -184,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         "scorers": args.scorers,
         "bundle": str(args.bundle),
         "load_average": os.getloadavg(),
+        "machine": machine_info(),
     }
     with scorer_processes(args) as servers:
         targets = [s.target for s in servers]

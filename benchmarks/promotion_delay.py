@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import grpc
 
+from benchmarks.report import machine_info
 from protos.rtscore.v1 import frame_pb2, scorer_pb2, scorer_pb2_grpc
 from protos.rtscore.v1 import registry_pb2 as pb
 from protos.rtscore.v1 import registry_pb2_grpc as pb_grpc
@@ -162,6 +163,7 @@ async def measure(promotions: int, n_scorers: int, poll_ms: float, workdir: Path
         await admin.close()
     ms = sorted(d * 1e3 for d in delays)
     return {
+        "machine": machine_info(),
         "promotions": promotions,
         "scorers": n_scorers,
         "poll_ms": poll_ms,

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.report import machine_info
 from shadow import metrics
 
 
@@ -196,7 +197,7 @@ async def bench(
     await admin.close()
     dsn = base.database_url.rsplit("/", 1)[0] + "/" + name
     values = await asyncio.to_thread(_records, frame_json, max(records, int(rate * lag_seconds)))
-    results: dict[str, Any] = {"bundle": str(bundle), "runs": []}
+    results: dict[str, Any] = {"machine": machine_info(), "bundle": str(bundle), "runs": []}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             settings = RegistrySettings(database_url=dsn, port=0, store_dir=Path(tmp) / "store")
