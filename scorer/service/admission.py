@@ -1,6 +1,13 @@
 """Admission control: overload is refused at once, never queued.
 
-Two bounds, both checked when a call is read, before any work is spent on it:
+First, before any Python runs for a call: gRPC's core holds the calls it has received until the event
+loop asks for the next one, and past `max_pending_calls` of them it refuses new ones itself (random
+early detection from the soft limit up; the caller sees CANCELLED). Under overload this is the refusal
+that matters: a call refused in Python still costs the loop about what an answer costs (its task, its
+reads and writes), so at twice the capacity refusals in Python alone would take the loop's whole time.
+A loop that is behind takes calls more slowly, so the core's queue is where an overload shows first.
+
+Then two bounds, both checked when a call is read, before any work is spent on it:
 
 - in-flight calls: past `limit`, a new call is refused;
 - the caller's deadline: a call whose time left cannot cover the time it needs (its expected transform
@@ -18,6 +25,23 @@ from scorer.service.errors import Draining, OverloadError
 
 # An idle scorer that refused every call with a deadline for this long lets the next one through.
 PROBE_AFTER_S = 1.0
+
+# gRPC core's channel arguments for its queue of received calls not yet requested by the server.
+_PENDING_SOFT = "grpc.server.max_pending_requests"
+_PENDING_HARD = "grpc.server.max_pending_requests_hard_limit"
+
+
+def pending_call_options(max_pending: int, soft_limit: int) -> list[tuple[str, int]]:
+    """Server options bounding gRPC core's queue of calls the event loop has not taken yet: from
+    `soft_limit` pending calls on, a new call is refused with a probability growing to 1 at
+    `max_pending`; none when `max_pending` is 0 (the core's own defaults, 1,000 and 3,000, apply)."""
+    if max_pending < 0 or soft_limit < 0:
+        raise ValueError(f"pending-call limits must be >= 0, got {max_pending} and {soft_limit}")
+    if max_pending == 0:
+        return []
+    if soft_limit > max_pending:
+        raise ValueError(f"the soft limit {soft_limit} exceeds the pending-call bound {max_pending}")
+    return [(_PENDING_SOFT, soft_limit), (_PENDING_HARD, max_pending)]
 
 
 class AdmissionGate:

@@ -25,6 +25,7 @@ from registry.follow import BundleCache, RegistryConnection
 from rtscore.errors import InvalidArgument
 from rtscore.tls import server_credentials
 from scorer.service.admin import AdminGuard, read_token
+from scorer.service.admission import pending_call_options
 from scorer.service.core import ScorerCore
 from scorer.service.following import (
     RefusalCounter,
@@ -131,6 +132,8 @@ class ScorerServer:
             ("grpc.so_reuseport", 1),  # lets --workers processes share one port
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
+            # overload is refused by gRPC's core, before the event loop pays for a call
+            *pending_call_options(s.max_pending_calls, s.pending_calls_soft_limit),
         ]
         server = grpc.aio.server(options=options)
         scorer_pb2_grpc.add_ScorerServicer_to_server(

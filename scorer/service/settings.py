@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +39,14 @@ class ScorerSettings(BaseSettings):
     in gRPC's queue, and one that can only finish late is refused instead of scored for nobody."""
     deadline_margin_ms: float = Field(default=1.0, ge=0)
     """Time kept for sending the reply when judging whether a call can finish before its deadline."""
+    max_pending_calls: int = Field(default=32, ge=0)
+    """Calls of one method that gRPC's core has received but the event loop has not taken yet, past
+    which gRPC's core refuses new ones itself (the caller sees CANCELLED at once), before any Python
+    runs for them: under overload a refusal in Python costs about as much loop time as an answer, so
+    only a refusal there keeps the loop's time for the calls it accepts. 0 turns the bound off."""
+    pending_calls_soft_limit: int = Field(default=8, ge=0)
+    """From this many pending calls on, gRPC's core refuses a new call with a probability that grows
+    linearly to 1 at `max_pending_calls` (random early detection), so short bursts still get in."""
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     """Largest request or response message accepted."""
     canary_interval_s: float = Field(default=10.0, gt=0)
@@ -92,3 +100,12 @@ class ScorerSettings(BaseSettings):
     `$RTSCORE_CACHE_DIR/bundles` or `~/.cache/rtscore/bundles`."""
     registry_backoff_max_s: float = Field(default=5.0, gt=0)
     """Longest wait between retries when the registry is unreachable (jittered, exponential)."""
+
+    @model_validator(mode="after")
+    def _pending_limits_in_order(self) -> ScorerSettings:
+        if self.max_pending_calls and self.pending_calls_soft_limit > self.max_pending_calls:
+            raise ValueError(
+                f"pending_calls_soft_limit ({self.pending_calls_soft_limit}) must not exceed "
+                f"max_pending_calls ({self.max_pending_calls})"
+            )
+        return self
