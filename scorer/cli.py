@@ -18,6 +18,8 @@ _SETTINGS_FLAGS = {
     "inline_rows": "inline_rows",
     "inline_budget_ms": "inline_budget_ms",
     "max_in_flight": "max_in_flight",
+    "max_pending_calls": "max_pending_calls",
+    "pending_calls_soft_limit": "pending_calls_soft_limit",
     "canary_interval": "canary_interval_s",
     "canary_budget_ms": "canary_budget_ms",
     "drain_grace": "drain_grace_s",
@@ -68,6 +70,14 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
         help="score on the event loop when idle if the model's measured cost fits this (default 1; 0: off)",
     )
     serve.add_argument("--max-in-flight", type=int, help="calls in progress before RESOURCE_EXHAUSTED")
+    serve.add_argument(
+        "--max-pending-calls",
+        type=int,
+        help="calls gRPC's core holds for the event loop before it refuses new ones (default 32; 0: off)",
+    )
+    serve.add_argument(
+        "--pending-calls-soft-limit", type=int, help="pending calls from which refusals start (default 8)"
+    )
     serve.add_argument("--canary-interval", type=float, metavar="SECONDS", help="seconds between canaries")
     serve.add_argument("--canary-budget-ms", type=float, help="latency budget of one canary run")
     serve.add_argument("--drain-grace", type=float, metavar="SECONDS", help="grace for in-flight calls")
