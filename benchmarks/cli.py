@@ -58,6 +58,14 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     add_arguments(scorer)
     scorer.set_defaults(func=_scorer)
 
+    overload = commands.add_parser(
+        "overload", help="one scorer at twice its capacity: accepted p99, goodput, how fast refusals come"
+    )
+    from benchmarks.overload_bench import add_arguments as add_overload_arguments
+
+    add_overload_arguments(overload)
+    overload.set_defaults(func=_overload)
+
     pool = commands.add_parser(
         "pool",
         help="the scorer pool vs C-core round_robin: tail under stalls (hedging), rate at p99 (batching)",
@@ -237,6 +245,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _scorer(args: argparse.Namespace) -> int:
     from benchmarks.scorer_bench import run
+
+    return run(args)
+
+
+def _overload(args: argparse.Namespace) -> int:
+    from benchmarks.overload_bench import run
 
     return run(args)
 
