@@ -1,0 +1,56 @@
+"""`rtscore bench overload`'s arithmetic: goodput and refusals from a run's calls, the capacity rule, the
+verdict against the targets."""
+
+from __future__ import annotations
+
+from benchmarks.histogram import LatencyRecorder
+from benchmarks.loadgen import LoadSpec, RunResult
+from benchmarks.overload_bench import Targets, outcome, passes, verdict
+
+
+def run_of(ok_ms: list[float], refused_ms: list[float], window_s: float = 2.0) -> RunResult:
+    """A finished run whose calls took these latencies: answered, then refused."""
+    recorder = LatencyRecorder()
+    for i, ms in enumerate(ok_ms):
+        recorder.record(i * 0.001, ms / 1e3)
+    for i, ms in enumerate(refused_ms):
+        recorder.record_error(i * 0.001, ms / 1e3, "CANCELLED")
+    spec = LoadSpec("127.0.0.1:1", rate=100.0, duration=window_s)
+    return RunResult(
+        spec, recorder, len(ok_ms) + len(refused_ms), window_s, {"p50": 0.0, "p99": 0.0, "max": 0.0}
+    )
+
+
+def test_goodput_counts_answered_calls_and_refusals_have_their_own_latency() -> None:
+    figures = outcome(run_of(ok_ms=[2.0] * 300, refused_ms=[0.3] * 99 + [4.0]))
+    assert figures["goodput"] == 150.0  # 300 answered in 2 s
+    assert figures["refused_share"] == 0.25
+    assert figures["refused_ms"]["p50"] == 0.3
+    assert figures["refused_ms"]["max"] == 4.0
+    assert outcome(run_of(ok_ms=[1.0] * 10, refused_ms=[]))["refused_ms"] is None
+
+
+def test_a_rate_is_within_capacity_only_with_a_short_tail_and_few_refusals() -> None:
+    record = {"latency_ms": {"p99": 9.0}, "refused_share": 0.005}
+    assert passes(record, p99_ms=10.0, max_refused=0.01)
+    assert not passes({**record, "latency_ms": {"p99": 11.0}}, p99_ms=10.0, max_refused=0.01)
+    assert not passes({**record, "refused_share": 0.02}, p99_ms=10.0, max_refused=0.01)
+    assert not passes({**record, "latency_ms": None}, p99_ms=10.0, max_refused=0.01)  # nothing answered
+
+
+def test_the_verdict_judges_the_overload_against_the_capacity() -> None:
+    capacity = {"rate": 1000.0, "goodput": 1000.0}
+    overload = {
+        "rate": 2000.0,
+        "goodput": 920.0,
+        "latency_ms": {"p99": 8.5},
+        "refused_share": 0.54,
+        "refused_ms": {"p50": 0.2, "p99": 1.4, "max": 3.0},
+        "errors": {"CANCELLED": 1080},
+    }
+    v = verdict(capacity, overload, 2.0, Targets())
+    assert (v["goodput_share"], v["accepted_p99_ms"], v["refusal_p99_ms"]) == (0.92, 8.5, 1.4)
+    assert v["ok"] == {"accepted_p99": True, "goodput": True, "refusals": False}
+    starved = verdict(capacity, {**overload, "goodput": 500.0, "latency_ms": None}, 2.0, Targets())
+    assert starved["ok"]["goodput"] is False
+    assert starved["ok"]["accepted_p99"] is False
