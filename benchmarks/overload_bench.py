@@ -236,6 +236,8 @@ def verdict(
         "accepted_p99_ms": p99,
         "refused_share": overload["refused_share"],
         "refusal_p99_ms": refusal_p99,
+        # every latency counts from the intended send: the client's own lateness is in each of them
+        "client_send_lag_p99_ms": overload.get("client", {}).get("send_lag_ms", {}).get("p99"),
         "errors": overload["errors"],
         "ok": {
             "accepted_p99": p99 is not None and p99 <= targets.p99_ms,
@@ -271,6 +273,7 @@ def verdict_lines(v: dict[str, Any]) -> str:
             f"[{mark[ok['goodput']]}]",
             f"  refusals {100 * v['refused_share']:.1f}% of calls, answered at p99 {v['refusal_p99_ms']} ms "
             f"[{mark[ok['refusals']]}]",
+            f"  (the client's own send lag, in every latency above: p99 {v['client_send_lag_p99_ms']} ms)",
         ]
     )
 
