@@ -70,6 +70,7 @@ func connect(cfg config) ([]*grpc.ClientConn, error) {
 		grpc.WithDisableRetry(),
 		grpc.WithDisableServiceConfig(),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32), grpc.MaxCallSendMsgSize(math.MaxInt32)),
+		grpc.WithContextDialer(dialRaw),
 		// Fixed flow-control windows turn off BDP estimation, whose PING after nearly every reply at a
 		// steady rate costs a write, the server's ack a read, and a wake-up each.
 		grpc.WithInitialWindowSize(windowBytes),

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 )
@@ -113,14 +112,12 @@ func (r *runner) pastEnd(t time.Time) bool {
 func (r *runner) openLoop() outcome {
 	cfg := r.cfg
 	callProcs()
-	pace, err := newPacer()
-	if err != nil {
-		panic(err)
-	}
+	pace := newPacer()
 	defer pace.close()
 	rng := rand.New(rand.NewPCG(cfg.seed, 0x5eed))
 	gap := float64(time.Second) / cfg.rate
 	inFlight := make(chan struct{}, cfg.maxInFlight)
+	calls := make(chan openCall)
 	var done sync.WaitGroup
 	measured := &records{}
 	sent, index := 0, 0
@@ -147,18 +144,17 @@ func (r *runner) openLoop() outcome {
 			lastSend = time.Now()
 		}
 		done.Add(1)
-		go func(index int) {
-			// Lateness is taken here, where the call leaves, so it includes the hand-over to this goroutine.
-			lag := max(time.Since(intended), 0)
-			code, latency := r.call(index, intended.Add(min(lag, timerSlack)))
-			if slot != nil {
-				slot.code, slot.latency, slot.lag = code, latency, lag
-			}
-			<-inFlight
-			done.Done()
-		}(index)
+		work := openCall{index: index, intended: intended, slot: slot}
+		// A caller waiting for work takes the call; else a new one starts with it. Callers live for the
+		// run, so each grows its stack for gRPC's deep call path once, not once per call.
+		select {
+		case calls <- work:
+		default:
+			go r.caller(work, calls, inFlight, &done)
+		}
 		index++
 	}
+	close(calls)
 	done.Wait()
 	window := max(cfg.nominalWindow(), lastSend.Sub(r.measure))
 	lags := make([]time.Duration, 0, measured.n)
@@ -170,6 +166,28 @@ func (r *runner) openLoop() outcome {
 		}
 	})
 	return outcome{calls: []*records{measured}, sent: sent, window: window, lags: lags, late: late, allCalls: int64(index)}
+}
+
+// openCall is one call of the open loop: which request, when it was meant to leave, and where its
+// record goes (nil for a warm-up call).
+type openCall struct {
+	index    int
+	intended time.Time
+	slot     *record
+}
+
+// caller makes `first`, then every call it receives until `calls` is closed.
+func (r *runner) caller(first openCall, calls <-chan openCall, inFlight <-chan struct{}, done *sync.WaitGroup) {
+	for work, ok := first, true; ok; work, ok = <-calls {
+		// Lateness is taken here, where the call leaves, so it includes the hand-over to this caller.
+		lag := max(time.Since(work.intended), 0)
+		code, latency := r.call(work.index, work.intended.Add(min(lag, timerSlack)))
+		if work.slot != nil {
+			work.slot.code, work.slot.latency, work.slot.lag = code, latency, lag
+		}
+		<-inFlight
+		done.Done()
+	}
 }
 
 // closedLoop runs `concurrency` callers, each sending its next request when the previous one returns.
@@ -231,4 +249,3 @@ func (c config) nominalWindow() time.Duration {
 	}
 	return 0
 }
-
