@@ -8,8 +8,9 @@ normal load), then up a ladder of rates to its capacity, the highest rate whose 
 p99 <= `--p99-ms` with at most `--max-refused` of the calls refused (a rate fails when two steps at
 it fail, since a shared machine's hiccup can fail one); then at `--overload` times that
 capacity. The report says, at the overload: the accepted calls' p99, goodput (calls answered OK per
-second) over the capacity, and how fast refusals came back (every failed call counts, whatever its
-status: the scorer refuses with RESOURCE_EXHAUSTED in Python and CANCELLED from gRPC's core).
+second) over the capacity, and how fast refusals came back (a refusal is a call that failed before
+its deadline, whatever its status: the scorer refuses with RESOURCE_EXHAUSTED in Python and CANCELLED
+from gRPC's core; calls that ran out of time are counted apart).
 `--scorer-arg=--max-pending-calls=0` and the like run the same against other admission settings.
 """
 
@@ -69,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--p99-ms", type=float, default=10.0, help="capacity: accepted p99 at most this")
     parser.add_argument(
-        "--max-refused", type=float, default=0.01, help="capacity: refused share at most this (default 1%%)"
+        "--max-refused", type=float, default=0.01, help="capacity: failed share at most this (default 1%%)"
     )
     parser.add_argument(
         "--capacity",
@@ -192,23 +193,30 @@ class _Stepper:
 
 
 def outcome(result: RunResult) -> dict[str, Any]:
-    """Goodput, refused share and the failed calls' latency of one run."""
+    """Goodput, the share of calls that failed, and the latency of the refusals among them.
+
+    A refusal is a call that failed before its deadline; one that failed at or past it ran out of time
+    (DEADLINE_EXCEEDED, or a refusal that came too late to count as one), counted in `timed_out_share`.
+    """
     recorder = result.recorder
     ok = np.asarray(recorder.ok, dtype=bool)
     latency_ms = np.asarray(recorder.latency, dtype=np.float64) * 1e3
     failed = latency_ms[~ok]
+    refused = failed[failed < 1e3 * result.spec.timeout]
     window = result.window_s if result.window_s > 0 else 1.0
     refused_ms = None
-    if failed.size:
-        p50, p99 = np.percentile(failed, [50, 99])
+    if refused.size:
+        p50, p99 = np.percentile(refused, [50, 99])
         refused_ms = {
             "p50": round(float(p50), 3),
             "p99": round(float(p99), 3),
-            "max": round(float(failed.max()), 3),
+            "max": round(float(refused.max()), 3),
         }
+    calls = max(ok.size, 1)
     return {
         "goodput": round(float(ok.sum()) / window, 1),
-        "refused_share": round(float(failed.size) / max(ok.size, 1), 4),
+        "failed_share": round(float(failed.size) / calls, 4),
+        "timed_out_share": round(float(failed.size - refused.size) / calls, 4),
         "refused_ms": refused_ms,
     }
 
@@ -216,7 +224,7 @@ def outcome(result: RunResult) -> dict[str, Any]:
 def passes(record: dict[str, Any], p99_ms: float, max_refused: float) -> bool:
     """Whether a ladder step is within capacity: accepted p99 and refused share both in bounds."""
     latency = record.get("latency_ms") or {}
-    return bool(latency) and latency["p99"] <= p99_ms and record["refused_share"] <= max_refused
+    return bool(latency) and latency["p99"] <= p99_ms and record["failed_share"] <= max_refused
 
 
 def verdict(
@@ -234,7 +242,8 @@ def verdict(
         "goodput": overload["goodput"],
         "goodput_share": round(share, 3),
         "accepted_p99_ms": p99,
-        "refused_share": overload["refused_share"],
+        "failed_share": overload["failed_share"],
+        "timed_out_share": overload["timed_out_share"],
         "refusal_p99_ms": refusal_p99,
         # every latency counts from the intended send: the client's own lateness is in each of them
         "client_send_lag_p99_ms": overload.get("client", {}).get("send_lag_ms", {}).get("p99"),
@@ -256,7 +265,7 @@ def table(runs: Sequence[dict[str, Any]]) -> str:
         lat, cpu, refused = r["latency_ms"] or {}, r["server_cpu_ms"], r["refused_ms"] or {}
         errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "-"
         rows.append([r["name"], r["rate"], r["achieved_rate"], r["goodput"], lat.get("p50"), lat.get("p99"),
-                     f"{100 * r['refused_share']:.1f}%", refused.get("p99"), errors, cpu["total"],
+                     f"{100 * r['failed_share']:.1f}%", refused.get("p99"), errors, cpu["total"],
                      cpu.get("event_loop"), report.client_cpu(r)])  # fmt: skip
     return report.render_table(header, rows)
 
@@ -271,8 +280,9 @@ def verdict_lines(v: dict[str, Any]) -> str:
             f"  accepted p99 {v['accepted_p99_ms']} ms [{mark[ok['accepted_p99']]}]",
             f"  goodput {v['goodput']:.0f}/s = {100 * v['goodput_share']:.1f}% of capacity "
             f"[{mark[ok['goodput']]}]",
-            f"  refusals {100 * v['refused_share']:.1f}% of calls, answered at p99 {v['refusal_p99_ms']} ms "
-            f"[{mark[ok['refusals']]}]",
+            f"  {100 * v['failed_share']:.1f}% of calls failed; the refusals among them answered at p99 "
+            f"{v['refusal_p99_ms']} ms [{mark[ok['refusals']]}]; "
+            f"{100 * v['timed_out_share']:.1f}% ran out of time",
             f"  (the client's own send lag, in every latency above: p99 {v['client_send_lag_p99_ms']} ms)",
         ]
     )

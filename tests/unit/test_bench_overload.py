@@ -9,13 +9,13 @@ from benchmarks.overload_bench import Targets, outcome, passes, verdict
 
 
 def run_of(ok_ms: list[float], refused_ms: list[float], window_s: float = 2.0) -> RunResult:
-    """A finished run whose calls took these latencies: answered, then refused."""
+    """A finished run (50 ms deadlines) whose calls took these latencies: answered, then failed."""
     recorder = LatencyRecorder()
     for i, ms in enumerate(ok_ms):
         recorder.record(i * 0.001, ms / 1e3)
     for i, ms in enumerate(refused_ms):
         recorder.record_error(i * 0.001, ms / 1e3, "CANCELLED")
-    spec = LoadSpec("127.0.0.1:1", rate=100.0, duration=window_s)
+    spec = LoadSpec("127.0.0.1:1", rate=100.0, duration=window_s, timeout=0.05)
     return RunResult(
         spec, recorder, len(ok_ms) + len(refused_ms), window_s, {"p50": 0.0, "p99": 0.0, "max": 0.0}
     )
@@ -24,17 +24,21 @@ def run_of(ok_ms: list[float], refused_ms: list[float], window_s: float = 2.0) -
 def test_goodput_counts_answered_calls_and_refusals_have_their_own_latency() -> None:
     figures = outcome(run_of(ok_ms=[2.0] * 300, refused_ms=[0.3] * 99 + [4.0]))
     assert figures["goodput"] == 150.0  # 300 answered in 2 s
-    assert figures["refused_share"] == 0.25
+    assert figures["failed_share"] == 0.25
     assert figures["refused_ms"]["p50"] == 0.3
     assert figures["refused_ms"]["max"] == 4.0
+    assert figures["timed_out_share"] == 0.0
+    # a call that failed at its deadline ran out of time: counted as failed, not as a refusal
+    late = outcome(run_of(ok_ms=[2.0] * 300, refused_ms=[0.3] * 50 + [50.2] * 50))
+    assert (late["failed_share"], late["timed_out_share"], late["refused_ms"]["max"]) == (0.25, 0.125, 0.3)
     assert outcome(run_of(ok_ms=[1.0] * 10, refused_ms=[]))["refused_ms"] is None
 
 
 def test_a_rate_is_within_capacity_only_with_a_short_tail_and_few_refusals() -> None:
-    record = {"latency_ms": {"p99": 9.0}, "refused_share": 0.005}
+    record = {"latency_ms": {"p99": 9.0}, "failed_share": 0.005}
     assert passes(record, p99_ms=10.0, max_refused=0.01)
     assert not passes({**record, "latency_ms": {"p99": 11.0}}, p99_ms=10.0, max_refused=0.01)
-    assert not passes({**record, "refused_share": 0.02}, p99_ms=10.0, max_refused=0.01)
+    assert not passes({**record, "failed_share": 0.02}, p99_ms=10.0, max_refused=0.01)
     assert not passes({**record, "latency_ms": None}, p99_ms=10.0, max_refused=0.01)  # nothing answered
 
 
@@ -44,7 +48,8 @@ def test_the_verdict_judges_the_overload_against_the_capacity() -> None:
         "rate": 2000.0,
         "goodput": 920.0,
         "latency_ms": {"p99": 8.5},
-        "refused_share": 0.54,
+        "failed_share": 0.54,
+        "timed_out_share": 0.0,
         "refused_ms": {"p50": 0.2, "p99": 1.4, "max": 3.0},
         "errors": {"CANCELLED": 1080},
     }
