@@ -5,7 +5,7 @@ Run: .venv/bin/rtscore bench overload [--quick] [--timeout-ms 50] [--seconds 10]
 One scorer process hosts the forest and takes open-loop single-row calls, each with a deadline
 (`--timeout-ms`, the extractor's default budget): first at `--normal-rate` (the server's CPU per call at
 normal load), then up a ladder of rates to its capacity, the highest rate whose accepted calls keep
-p99 <= `--p99-ms` with at most `--max-refused` of the calls refused (a rate fails when two steps at
+p99 <= `--p99-ms` with at most `--max-refused` of the calls failed (a rate fails when two steps at
 it fail, since a shared machine's hiccup can fail one); then at `--overload` times that
 capacity. The report says, at the overload: the accepted calls' p99, goodput (calls answered OK per
 second) over the capacity, and how fast refusals came back (a refusal is a call that failed before
