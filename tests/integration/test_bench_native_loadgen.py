@@ -163,6 +163,49 @@ async def test_mutual_tls_calls_go_through_and_an_unknown_ca_is_refused(certs: C
         await server.stop(None)
 
 
+class EchoSizeScorer(scorer_pb2_grpc.ScorerServicer):
+    """Answers each call with a dense frame as large as the request's; records the sizes it received."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    async def Score(self, request: scorer_pb2.ScoreRequest, context: Any) -> scorer_pb2.ScoreResponse:  # noqa: N802
+        values = request.frame.dense.values
+        self.sizes.append(len(values))
+        dense = frame_pb2.DenseDoubles(names=["echo"], values=values)
+        return scorer_pb2.ScoreResponse(model=request.model, frame=frame_pb2.Frame(rows=1, dense=dense))
+
+
+async def test_requests_and_replies_of_megabytes_cross_whole() -> None:
+    # Megabyte messages fill the socket's buffers, so the client's writes end short and wait for room and
+    # its reads span many segments and flow-control windows; a byte lost or repeated fails the call.
+    sizes = [1 << 20, 3 << 20, 5 << 20 + 3]
+    requests = [
+        scorer_pb2.ScoreRequest(
+            model="m",
+            frame=frame_pb2.Frame(
+                rows=1, dense=frame_pb2.DenseDoubles(names=["x"], values=bytes([i]) * size)
+            ),
+        ).SerializeToString()
+        for i, size in enumerate(sizes)
+    ]
+    servicer = EchoSizeScorer()
+    limit = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+    server = grpc.aio.server(options=limit)
+    scorer_pb2_grpc.add_ScorerServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        spec = LoadSpec(f"127.0.0.1:{port}", mode="closed", concurrency=3, duration=None, count=12, warmup=0)
+        result = await _run(spec, requests)
+    finally:
+        await server.stop(None)
+    assert result.recorder.requests == 12
+    assert not result.recorder.errors
+    assert sorted(set(servicer.sizes)) == sorted(sizes)
+    assert len(servicer.sizes) == 12
+
+
 def _ghz() -> Path | None:
     beside = Path(sys.executable).parent / "ghz"
     found = beside if beside.is_file() else shutil.which("ghz")
