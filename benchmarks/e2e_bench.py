@@ -24,6 +24,7 @@ from rtscore.errors import InvalidArgument
 # The talk's own end-to-end figures with MLeap (ms): the row printed beside ours.
 TALK = {"name": "talk (MLeap)", "avg": 7.00, "p95": 9.0, "p99": 16.0, "stddev": 2.41}
 P99_LIMIT_MS = 10.0
+_LOWEST_RATE = 25.0  # the downward search gives up below this rate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,7 +137,7 @@ def run_e2e(args: argparse.Namespace) -> int:
             measure("scorer", scorers[0].target, SCORE_METHOD, score_requests, args.rate, duration),
             measure("floor", floor.target, SCORE_METHOD, score_requests, args.rate, duration),
         ]
-        highest = _highest_rate(measure, extractor.target, e2e_requests, args, duration)
+        highest = _highest_rate(measure, extractor.target, e2e_requests, args, duration, runs[0])
     table = _talk_table(runs)
     print(table)
     print(f"highest e2e rate with p99 <= {P99_LIMIT_MS:g} ms: {highest['rate'] or 'none tried held'}")
@@ -149,21 +150,36 @@ def run_e2e(args: argparse.Namespace) -> int:
 
 
 def _highest_rate(
-    measure: Any, target: str, requests: list[bytes], args: argparse.Namespace, duration: float
+    measure: Any,
+    target: str,
+    requests: list[bytes],
+    args: argparse.Namespace,
+    duration: float,
+    base: dict[str, Any],
 ) -> dict[str, Any]:
-    """Rates from --rate up by 1.5x (short runs) while p99 stays within the limit."""
+    """The highest rate whose p99 stays within the limit, by short runs: up from --rate by 1.5x while
+    they hold when the run at --rate (`base`) held, else down by 1.5x until one holds."""
     from extractor.bench import EVALUATE_METHOD
 
-    rate, held, tried = args.rate * 1.5, None, []
-    while rate <= args.max_rate:
-        record = measure(f"e2e@{rate:g}", target, EVALUATE_METHOD, requests, rate, min(duration, 15.0))
+    def holds(record: dict[str, Any], rate: float) -> tuple[bool, float | None]:
         p99 = (record["latency_ms"] or {}).get("p99")
         ok = p99 is not None and p99 <= P99_LIMIT_MS and not sum(record["errors"].values())
-        ok = ok and record["achieved_rate"] >= 0.95 * rate
+        return ok and record["achieved_rate"] >= 0.95 * rate, p99
+
+    held_at_base, base_p99 = holds(base, args.rate)
+    tried = [{"rate": args.rate, "p99_ms": base_p99, "held": held_at_base}]
+    up = held_at_base
+    held = args.rate if held_at_base else None
+    rate = args.rate * 1.5 if up else args.rate / 1.5
+    while (rate <= args.max_rate) if up else (rate >= _LOWEST_RATE):
+        record = measure(f"e2e@{rate:g}", target, EVALUATE_METHOD, requests, rate, min(duration, 15.0))
+        ok, p99 = holds(record, rate)
         tried.append({"rate": rate, "p99_ms": p99, "held": ok})
-        if not ok:
+        if ok:
+            held = max(held or 0.0, rate)
+        if ok != up:
             break
-        held, rate = rate, rate * 1.5
+        rate = rate * 1.5 if up else rate / 1.5
     return {"rate": held, "tried": tried}
 
 
