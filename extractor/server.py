@@ -30,6 +30,7 @@ from extractor.velocity.memory import MemoryVelocityStore
 from extractor.velocity.redis_store import RedisVelocityStore
 from protos.rtscore.v1 import extractor_pb2, extractor_pb2_grpc, frame_pb2, scorer_pb2, scorer_pb2_grpc
 from rtscore.errors import FailedPrecondition, InvalidArgument, Unavailable
+from rtscore.heap import freeze_long_lived
 from rtscore.tls import channel_credentials, wants_tls
 
 if TYPE_CHECKING:
@@ -206,6 +207,7 @@ async def serve(settings: ExtractorSettings) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         metrics = f" metrics on {settings.metrics_host}:{server.metrics_port}" if server.metrics_port else ""
+        freeze_long_lived()  # before the first call: no full collection walks the modules
         # The one line a supervisor or test reads to learn the port (0 picks a free one).
         print(f"rtscore extractor: serving on {settings.host}:{server.port}{metrics}", flush=True)
         await stop.wait()

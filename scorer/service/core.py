@@ -11,6 +11,7 @@ from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from rtscore.errors import InvalidArgument, RtscoreError
+from rtscore.heap import freeze_long_lived
 from scorer.service.admission import AdmissionGate
 from scorer.service.canary import Canary, CanaryResult, run_canary
 from scorer.service.errors import CanaryFailed
@@ -116,6 +117,7 @@ class ScorerCore:
         hosted = await self.prepare(name, version, path, canary)
         async with self._swap_lock:
             previous = self.table.install(hosted)
+            freeze_long_lived(collect=False)  # the new version lives on: out of the collector's walks
             await self._changed()
         if previous is not None:
             await previous.drained()

@@ -23,6 +23,7 @@ from protos.ml.combust.mleap.pb import grpc_pb2, grpc_pb2_grpc
 from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
 from registry.follow import BundleCache, RegistryConnection
 from rtscore.errors import InvalidArgument
+from rtscore.heap import freeze_long_lived
 from rtscore.tls import server_credentials
 from scorer.service.admin import AdminGuard, read_token
 from scorer.service.admission import pending_call_options
@@ -230,6 +231,7 @@ async def serve(settings: ScorerSettings, models: list[ModelSpec]) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         metrics = f" metrics on {settings.metrics_host}:{server.metrics_port}" if server.metrics_port else ""
+        freeze_long_lived()  # before the first call: no full collection walks the models and modules
         # The one line a supervisor or test reads to learn the port (0 picks a free one).
         print(f"rtscore scorer: serving on {settings.host}:{server.port}{metrics}", flush=True)
         await stop.wait()
