@@ -114,6 +114,7 @@ class ScorerPool:
             raise Unavailable(
                 f"no scorer ready for {model!r} within {timeout:g} s ({self.source.description}): "
                 + balancer.why_not_ready(model)
+                + (f" ({self.source.problem})" if self.source.problem else "")
             ) from None
 
     async def score(

@@ -21,6 +21,8 @@ class EndpointSource(Protocol):
     """Yields the whole endpoint list each time it changes."""
 
     description: str
+    problem: str
+    """Why the source gives no current list (a refused token, an unreachable registry), else ''."""
 
     def updates(self) -> AsyncIterator[list[str]]:
         """The current list, then every later one."""
@@ -43,6 +45,7 @@ class StaticEndpoints:
         if not self.addresses:
             raise InvalidArgument("a static pool needs at least one HOST:PORT")
         self.description = ",".join(self.addresses)
+        self.problem = ""
 
     async def updates(self) -> AsyncIterator[list[str]]:
         """The list once; it never changes."""
@@ -76,6 +79,7 @@ class RegistryEndpoints:
         self.credentials = credentials
         self.backoff_max_s = backoff_max_s
         self.description = f"registry {self.registry} {environment}/{pool}"
+        self.problem = ""
 
     async def updates(self) -> AsyncIterator[list[str]]:
         """Membership as the registry pushes it; while the registry is away the last list stands."""
@@ -92,12 +96,16 @@ class RegistryEndpoints:
                 try:
                     async for membership in stub.WatchMembers(request, metadata=self.metadata):
                         backoff = 0.05
+                        self.problem = ""
                         yield list(membership.endpoints)
                 except grpc.aio.AioRpcError as err:
-                    if err.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+                    code = err.code()
+                    if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+                        self.problem = f"the registry refused WatchMembers: {code.name}: {err.details()}"
                         log.error("registry refused WatchMembers", extra={"detail": err.details()})
                     else:
-                        log.warning("membership watch lost; retrying", extra={"code": err.code().name})
+                        self.problem = f"the registry's membership watch failed: {code.name}: {err.details()}"
+                        log.warning("membership watch lost; retrying", extra={"code": code.name})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_max_s)
         finally:

@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos.rtscore.v1 import frame_pb2, registry_pb2, scorer_pb2, scorer_pb2_grpc
 from registry.server import RunningRegistry
+from rtscore.errors import Unavailable
 from scorer.bundle import load_bundle
 from scorer.client import PoolSettings, ScorerPool, registry_endpoints
 from scorer.frame import LeapFrame
@@ -313,3 +314,15 @@ async def test_pool_under_load_loses_no_call_and_follows_health_membership_and_s
     assert isinstance(picks, dict)
     assert set(picks) == {s.target for s in scorers.values()}
     assert sum(picks.values()) >= sent  # every call counted where it went, retries and all
+
+
+async def test_a_pool_whose_token_the_registry_refuses_says_so_when_not_ready(
+    registry: RunningRegistry,
+) -> None:
+    source = registry_endpoints(registry.address, pool=POOL, environment=ENVIRONMENT, token="not-a-token")
+    async with ScorerPool(source, PoolSettings(default_timeout_s=2.0)) as pool:
+        with pytest.raises(Unavailable) as refused:
+            await pool.wait_ready("demo", timeout=1.5)
+    message = str(refused.value)
+    assert "the pool has no endpoints (the registry refused WatchMembers: " in message, message
+    assert "UNAUTHENTICATED" in message or "PERMISSION_DENIED" in message, message
