@@ -7,7 +7,6 @@ import logging
 import signal
 import sys
 from contextlib import AsyncExitStack
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -31,7 +30,7 @@ from extractor.velocity.redis_store import RedisVelocityStore
 from protos.rtscore.v1 import extractor_pb2, extractor_pb2_grpc, frame_pb2, scorer_pb2, scorer_pb2_grpc
 from rtscore.errors import FailedPrecondition, InvalidArgument, Unavailable
 from rtscore.heap import freeze_long_lived
-from rtscore.tls import channel_credentials, wants_tls
+from rtscore.tls import optional_channel_credentials
 
 if TYPE_CHECKING:
     from scorer.client import EndpointSource, ScorerPool
@@ -114,11 +113,11 @@ class ExtractorServer:
             source = registry_endpoints(
                 s.registry, pool=s.pool, environment=s.environment,
                 token=read_token(s.registry_token_file),  # None: RTSCORE_TOKEN
-                credentials=_credentials(s.registry_ca, s.registry_cert, s.registry_key),
+                credentials=optional_channel_credentials(s.registry_ca, s.registry_cert, s.registry_key),
             )  # fmt: skip
         else:
             raise InvalidArgument("name the scorers (--scorers H:P,…) or a registry and pool")
-        scorers_tls = _credentials(s.scorer_ca, s.scorer_cert, s.scorer_key)
+        scorers_tls = optional_channel_credentials(s.scorer_ca, s.scorer_cert, s.scorer_key)
         return ScorerPool(source, PoolSettings(default_timeout_s=s.score_timeout_s), scorers_tls)
 
     async def _check_model(self) -> None:
@@ -169,11 +168,6 @@ class ExtractorServer:
         if self._server is not None:
             server, self._server = self._server, None
             await server.stop(grace)
-
-
-def _credentials(ca: Path | None, cert: Path | None, key: Path | None) -> grpc.ChannelCredentials | None:
-    """TLS client credentials when any PEM file is given; None: plaintext."""
-    return channel_credentials(ca, cert, key) if wants_tls(ca, cert, key) else None
 
 
 async def _model_inputs(

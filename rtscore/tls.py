@@ -55,3 +55,10 @@ def channel_credentials(
 def wants_tls(ca: Path | None, cert: Path | None, key: Path | None) -> bool:
     """Whether a client given these options should speak TLS."""
     return any(p is not None for p in (ca, cert, key))
+
+
+def optional_channel_credentials(
+    ca: Path | None, cert: Path | None, key: Path | None
+) -> grpc.ChannelCredentials | None:
+    """`channel_credentials` when any of the files is given; None (plaintext) when none is."""
+    return channel_credentials(ca, cert, key) if wants_tls(ca, cert, key) else None

@@ -36,11 +36,10 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
 
 def channel_credentials(args: argparse.Namespace) -> Any:
     """TLS credentials from --ca/--cert/--key, or None for plaintext."""
-    from rtscore.tls import channel_credentials as credentials
-    from rtscore.tls import wants_tls
+    from rtscore.tls import optional_channel_credentials
 
     ca, cert, key = (Path(p) if p else None for p in (args.ca, args.cert, args.key))
-    return credentials(ca, cert, key) if wants_tls(ca, cert, key) else None
+    return optional_channel_credentials(ca, cert, key)
 
 
 def trace_metadata() -> list[tuple[str, str]]:
