@@ -56,15 +56,22 @@ class ForestCache:
         """The forest for `key`: memory-mapped from a valid entry, else compiled from `trees()` and stored
         (as is an entry whose content was damaged on disk: every node is checked as it is loaded)."""
         digest = _weights_digest(weights)
-        arrays = self._load(key, digest)
-        if arrays is not None:
-            with contextlib.suppress(TreeFormatError):
-                return self._forest(arrays)
+        forest = self._valid(key, digest)
+        if forest is not None:
+            return forest
         self._store(key, digest, pack_forest(trees(), weights))
         arrays = self._load(key, digest)
         if arrays is None:  # pragma: no cover - only if the directory is removed under us
             raise OSError(f"forest cache entry {self.entry_path(key)} vanished right after it was written")
         return self._forest(arrays)
+
+    def _valid(self, key: str, digest: str) -> CompiledForest | None:
+        """The forest of a complete entry whose every node checks out, else None."""
+        arrays = self._load(key, digest)
+        if arrays is not None:
+            with contextlib.suppress(TreeFormatError):
+                return self._forest(arrays)
+        return None
 
     def _forest(self, arrays: ForestArrays) -> CompiledForest:
         if self.huge_pages:
@@ -115,6 +122,10 @@ class ForestCache:
             (staging / _MANIFEST).write_text(json.dumps(manifest, indent=1))
             folder = self.entry_path(key)
             if folder.exists():
+                if self._valid(key, digest) is not None:
+                    # Another process compiled the same forest meanwhile (scorers started together on a
+                    # new bundle): its entry stays, since processes may already map it, and ours goes.
+                    return
                 # a stale or corrupt entry: move it aside first so readers never see a half-replaced folder
                 discarded = Path(tempfile.mkdtemp(prefix=".discarded-", dir=self.directory))
                 with contextlib.suppress(FileNotFoundError):  # another process moved it first

@@ -135,3 +135,26 @@ def test_huge_pages_are_chosen_by_environment(monkeypatch: pytest.MonkeyPatch) -
     assert default_cache().huge_pages
     monkeypatch.setenv("RTSCORE_HUGE_PAGES", "0")
     assert not default_cache().huge_pages
+
+
+def test_an_entry_another_process_wrote_meanwhile_is_kept_not_replaced(
+    tmp_path: Path, trees: CountingTrees
+) -> None:
+    # Two scorers started together on a new bundle both miss and compile; the second to store must keep
+    # the first one's entry (the first may be mapping it already), not move it aside and write its own.
+    first, second = ForestCache(tmp_path), ForestCache(tmp_path)
+    missed = second._load("k", "none")  # the second process looked before the first one stored
+    assert missed is None
+    forest = first.get_or_compile("k", trees, None)
+    folder = first.entry_path("k")
+    inode = folder.stat().st_ino
+    rows = random_rows(np.random.default_rng(4), 50, 4)
+    from scorer.trees.forest import pack_forest
+
+    second._store("k", "none", pack_forest(trees.trees, None))
+    assert folder.stat().st_ino == inode
+    np.testing.assert_array_equal(
+        second.get_or_compile("k", trees, None).sum_leaves(rows), forest.sum_leaves(rows)
+    )
+    assert trees.calls == 1
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]
