@@ -5,6 +5,10 @@ The reply is computed once at start: the first row of `--frame` scored in-proces
 with `--bundle`, encoded as the scorer encodes its replies (or read from `--response`, a serialized
 `ScoreResponse`). Calls are answered without parsing the request or serializing anything: the handler
 returns the same bytes every time.
+
+With `--workers N` (N > 1) this process only supervises: it computes the reply once and starts N bare
+servers on one SO_REUSEPORT port, as `rtscore scorer serve --workers N` does, so that a scorer of N
+processes has a floor of N processes to be read against.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,6 +85,42 @@ async def serve(reply: bytes, host: str, port: int) -> int:
     return 0
 
 
+def supervise(reply: bytes, host: str, port: int, workers: int) -> int:
+    """Run `workers` bare servers on one port until SIGTERM or SIGINT, then stop them all."""
+    from scorer.service.workers import reserve_port
+
+    reservation = reserve_port(host, port)
+    port = int(reservation.getsockname()[1])
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    procs: list[subprocess.Popen[str]] = []
+    with tempfile.NamedTemporaryFile(prefix="rtscore-floor-", suffix=".bin") as response:
+        response.write(reply)
+        response.flush()
+        command = [sys.executable, "-m", "benchmarks.floor_server", "--response", response.name]
+        try:
+            for _ in range(workers):
+                proc = subprocess.Popen(
+                    [*command, "--host", host, "--port", str(port)], stdout=subprocess.PIPE, text=True
+                )
+                procs.append(proc)
+                assert proc.stdout is not None
+                if "listening on" not in proc.stdout.readline():
+                    raise InvalidArgument(f"a floor worker did not start (exit code {proc.wait()})")
+            pids = ",".join(str(p.pid) for p in procs)
+            print(f"listening on {host}:{port} ({workers} workers: {pids})", flush=True)
+            while not stop.wait(0.2) and all(p.poll() is None for p in procs):
+                pass
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+            codes = [proc.wait() for proc in procs]
+            reservation.close()
+    return 0 if stop.is_set() and not any(codes) else 1
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `python -m benchmarks.floor_server`."""
     parser.add_argument("--bundle", type=Path, help="bundle whose reply to the frame's first row is sent")
@@ -86,6 +129,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="bench", help="model name the reply carries (default bench)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port, printed once listening")
+    parser.add_argument("--workers", type=int, default=1, help="server processes on the one port (default 1)")
 
 
 def reply_from(args: argparse.Namespace) -> bytes:
@@ -113,7 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvloop
 
     try:
+        if args.workers < 1:
+            raise InvalidArgument(f"--workers must be at least 1, got {args.workers}")
         reply = reply_from(args)
+        if args.workers > 1:
+            return supervise(reply, args.host, args.port, args.workers)
         return uvloop.run(serve(reply, args.host, args.port))
     except RtscoreError as err:
         print(f"floor server: {err}", file=sys.stderr)

@@ -3,12 +3,15 @@
 Run: .venv/bin/rtscore bench scorer [--quick] [--rate 500 --seconds 60] [--json FILE]
 
 One worker takes open-loop single-row calls at `--rate` for `--seconds`; two workers then take a ladder
-of rates up to `--top-rate`. The load client is the native one where it is built (`--client python`: in
-this process, and a second one above `--one-client-up-to`), never inside the server. Beside each run's
-latency: the server's CPU per call split by thread (the event loop, the scoring threads, gRPC's own
-threads), which says where a call's time goes. Memory is the proportional set size (PSS) of each
-server's whole process tree once warm, so the memory-mapped forest that workers share is counted once,
-not once per worker.
+of rates up to `--top-rate`. Before each, the transport floor (`benchmarks.floor_server`, a bare grpc.aio
+server sending the scorer's reply, with as many processes) takes the same rates from the same client,
+and the scorer is read against it: p50 and p99 over the floor's, the server CPU per call beyond the
+floor's, and for each the highest rate held at p99 <= 10 ms. The load client is the native one where
+it is built (`--client python`: in this process, and a second one above `--one-client-up-to`), never
+inside the server. Beside each run's latency: the server's CPU per call split by thread (the event
+loop, the scoring threads, gRPC's own threads), which says where a call's time goes. Memory is the
+proportional set size (PSS) of each server's whole process tree once warm, so the memory-mapped forest
+that workers share is counted once, not once per worker.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from benchmarks.compare import fixture_for
 from benchmarks.frames import score_requests
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
-from benchmarks.targets import connections_for, rtscore_scorer
+from benchmarks.targets import connections_for, floor_server, rtscore_scorer
 
 MODEL = "bench"
 _MB = 1 << 20
@@ -49,7 +52,7 @@ class Plan:
     warmup: float
 
 
-FULL = Plan(rate=500.0, seconds=60.0, ladder=(500.0, 1000.0, 1500.0, 2000.0), ladder_seconds=15.0, warmup=3.0)
+FULL = Plan(rate=500.0, seconds=60.0, ladder=(750.0, 1500.0, 2250.0, 3000.0), ladder_seconds=15.0, warmup=3.0)
 QUICK = Plan(rate=200.0, seconds=3.0, ladder=(200.0, 400.0), ladder_seconds=2.0, warmup=0.5)
 
 
@@ -60,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frame", type=Path, help="MLeap JSON frame with the rows (default: the fixture's)")
     parser.add_argument("--rate", type=float, help="one worker's open-loop rate (default 500/s)")
     parser.add_argument("--seconds", type=float, help="measured seconds at that rate (default 60)")
-    parser.add_argument("--top-rate", type=float, help="the two workers' ladder ends here (default 2000/s)")
+    parser.add_argument("--top-rate", type=float, help="the two workers' ladder ends here (default 3000/s)")
     parser.add_argument(
         "--one-client-up-to", type=float, default=800.0, help="above: two Python client processes"
     )
@@ -93,43 +96,53 @@ def run(args: argparse.Namespace) -> int:
     runs: list[dict[str, Any]] = []
     memory: dict[str, Any] = {}
     for workers, rates, each in ((1, (rate,), seconds), (2, ladder, plan.ladder_seconds)):
-        server = rtscore_scorer(Path(bundle), MODEL, workers)
-        say(f"starting {server.name}: {' '.join(server.command[1:])}")
-        with server:
-            assert server.process is not None
-            channels = connections_for(workers)
-            warm_up = LoadSpec(
-                server.target,
-                mode="closed",
-                concurrency=workers,
-                channels=channels,
-                duration=plan.warmup,
-                warmup=0.5,
-            )
-            warm = clients.run(warm_up, requests, client=client)
-            memory[server.name] = tree_memory(server.process.pid)
-            memory[server.name]["warm_up_calls"] = warm.recorder.requests
-            for r in rates:
-                # the Python client needs a second process at high rates; the native one does not
-                processes = 1 if r <= args.one_client_up_to or client == "go" else 2
-                spec = LoadSpec(
-                    server.target, rate=r, channels=channels, duration=each, warmup=min(plan.warmup, 2.0)
+        # the transport floor with as many processes first, then the scorer, at the same rates
+        floor = floor_server(Path(bundle), Path(frame_path), MODEL, workers)
+        scorer = rtscore_scorer(Path(bundle), MODEL, workers)
+        for server in (floor, scorer):
+            say(f"starting {server.name}: {' '.join(server.command[1:])}")
+            with server:
+                assert server.process is not None
+                channels = connections_for(workers)
+                warm_up = LoadSpec(
+                    server.target,
+                    mode="closed",
+                    concurrency=workers,
+                    channels=channels,
+                    duration=plan.warmup,
+                    warmup=0.5,
                 )
-                before = thread_cpu(server.process.pid)
-                result = _load(spec, requests, processes, f"{server.name} @{r:g}/s", client)
-                cpu = cpu_per_call(before, thread_cpu(server.process.pid), _sent(result, spec))
-                name = f"{server.name}@{r:g}"
-                runs.append(report.run_record(name, result, workers=workers, server_cpu_ms=cpu))
+                warm = clients.run(warm_up, requests, client=client)
+                if server is scorer:
+                    memory[server.name] = tree_memory(server.process.pid)
+                    memory[server.name]["warm_up_calls"] = warm.recorder.requests
+                for r in rates:
+                    # the Python client needs a second process at high rates; the native one does not
+                    processes = 1 if r <= args.one_client_up_to or client == "go" else 2
+                    spec = LoadSpec(
+                        server.target, rate=r, channels=channels, duration=each, warmup=min(plan.warmup, 2.0)
+                    )
+                    before = thread_cpu(server.process.pid)
+                    result = _load(spec, requests, processes, f"{server.name} @{r:g}/s", client)
+                    cpu = cpu_per_call(before, thread_cpu(server.process.pid), _sent(result, spec))
+                    name = f"{server.name}@{r:g}"
+                    runs.append(report.run_record(name, result, workers=workers, server_cpu_ms=cpu))
     one, two = memory.get("rtscore-1"), memory.get("rtscore-2")
     if one and two:
         memory["workers_ratio"] = round(two["workers_pss_mb"] / one["workers_pss_mb"], 3)
         memory["tree_ratio"] = round(two["tree_pss_mb"] / one["tree_pss_mb"], 3)
     facts = {k: v for k, v in fixture.items() if k not in ("model_file", "bundle", "frame")}
-    data = report.build_report(
-        runs, facts, scorer={"memory": memory, "bundle": str(bundle), "request_form": form}
-    )
+    over_floor = floor_ratios(runs)
+    held = highest_held_rates(runs)
+    scorer_facts = {"memory": memory, "bundle": str(bundle), "request_form": form, "over_floor": over_floor,
+                    "highest_rate_p99_10ms": held}  # fmt: skip
+    data = report.build_report(runs, facts, scorer=scorer_facts)
     print()
     print(table(runs))
+    print()
+    print(floor_table(over_floor))
+    reached = (f"{name} {rate:g}/s" if rate else f"{name} none" for name, rate in held.items())
+    print(f"highest rate run with p99 <= 10 ms and no errors: {', '.join(reached)}")
     print()
     print(memory_lines(memory))
     if args.json:
@@ -220,6 +233,58 @@ def cpu_per_call(before: ThreadCpu, after: ThreadCpu, calls: int) -> dict[str, f
     per_call = {role: round(1e3 * s / max(calls, 1), 3) for role, s in sorted(by_role.items())}
     per_call["total"] = round(sum(1e3 * s for s in by_role.values()) / max(calls, 1), 3)
     return per_call
+
+
+# The latency bound under which a rate counts as held.
+HELD_P99_MS = 10.0
+
+
+def floor_ratios(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each scorer run over the floor run of as many processes at its rate: p50 and p99 ratios and the
+    server CPU per call the scorer spends beyond the floor's."""
+    by_name = {r["name"]: r for r in runs}
+    out: list[dict[str, Any]] = []
+    for run in runs:
+        base, _, rate = run["name"].partition("@")
+        if not base.startswith("rtscore-"):
+            continue
+        workers = base.removeprefix("rtscore-")
+        floor = by_name.get(f"{'floor' if workers == '1' else 'floor-' + workers}@{rate}")
+        if floor is None or not run["latency_ms"] or not floor["latency_ms"]:
+            continue
+        ours, theirs = run["latency_ms"], floor["latency_ms"]
+        extra_cpu = run["server_cpu_ms"]["total"] - floor["server_cpu_ms"]["total"]
+        out.append({
+            "run": run["name"],
+            "over": floor["name"],
+            "rate": run["rate"],
+            "p50": round(ours["p50"] / theirs["p50"], 3),
+            "p99": round(ours["p99"] / theirs["p99"], 3),
+            "extra_cpu_ms_per_call": round(extra_cpu, 3),
+        })  # fmt: skip
+    return out
+
+
+def highest_held_rates(runs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """Per server (`floor-2`, `rtscore-2`, ...), the highest rate run with p99 <= 10 ms and no errors."""
+    held: dict[str, float | None] = {}
+    for run in runs:
+        base = run["name"].partition("@")[0]
+        held.setdefault(base, None)
+        lat = run["latency_ms"]
+        if lat and lat["p99"] <= HELD_P99_MS and not run["errors"]:
+            held[base] = max(held[base] or 0.0, run["rate"])
+    return held
+
+
+def floor_table(ratios: Sequence[dict[str, Any]]) -> str:
+    """The scorer over the floor, one row per shared rate."""
+    header = ["scorer run", "over", "rate/s", "p50 ratio", "p99 ratio", "extra cpu ms/call"]
+    rows = [
+        [r["run"], r["over"], r["rate"], f"{r['p50']:.2f}x", f"{r['p99']:.2f}x", r["extra_cpu_ms_per_call"]]
+        for r in ratios
+    ]
+    return report.render_table(header, rows)
 
 
 def table(runs: Sequence[dict[str, Any]]) -> str:

@@ -154,8 +154,9 @@ def rtscore_scorer(bundle: Path, model: str, workers: int, extra: Sequence[str] 
     )
 
 
-def floor_server(bundle: Path, frame: Path, model: str) -> ServerProcess:
-    """The `floor` target: a bare grpc.aio server sending the scorer's reply to `frame`'s first row."""
+def floor_server(bundle: Path, frame: Path, model: str, workers: int = 1) -> ServerProcess:
+    """The `floor` target: a bare grpc.aio server sending the scorer's reply to `frame`'s first row, in
+    `workers` processes on one port (named `floor-N` when more than one)."""
     command = [
         sys.executable,
         "-m",
@@ -165,7 +166,8 @@ def floor_server(bundle: Path, frame: Path, model: str) -> ServerProcess:
         "--frame",
         str(frame),
     ]
-    return ServerProcess("floor", [*command, "--model", model, "--port", "0"], _BIG_MODEL_STARTUP_S)
+    command += ["--model", model, "--port", "0", "--workers", str(workers)]
+    return ServerProcess("floor" if workers == 1 else f"floor-{workers}", command, _BIG_MODEL_STARTUP_S)
 
 
 def mleap_served(bundle: Path, model: str) -> ServerProcess:

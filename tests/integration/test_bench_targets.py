@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -116,6 +117,28 @@ def test_mleap_served_scores_columnar_and_dense_frames_like_rtscore() -> None:
         # Still serving after the refusals.
         again = stub.Score(scorer_pb2.ScoreRequest(model="airbnb", frame=wire), timeout=30)
         _assert_same_frames(again.frame, expected)
+
+
+def test_a_floor_of_two_processes_answers_from_both_and_stops_them_all() -> None:
+    bundle, frame = FIXTURES / "demo.zip", FIXTURES / "frame.demo.json"
+    floor = floor_server(bundle, frame, "bench", workers=2)
+    with floor, contextlib.ExitStack() as channels:
+        assert floor.name == "floor-2"
+        assert floor.process is not None
+        workers = psutil.Process(floor.process.pid).children()
+        assert len(workers) == 2
+        # SO_REUSEPORT hands each new connection to one worker: over 20 of them, both get some (one
+        # worker taking all 20 has odds 2 x 2**-20)
+        replies = set()
+        for _ in range(20):
+            options = [("grpc.use_local_subchannel_pool", 1)]  # a connection of its own
+            channel = channels.enter_context(grpc.insecure_channel(floor.target, options=options))
+            replies.add(channel.unary_unary("/rtscore.v1.Scorer/Score")(b"", timeout=30))
+        assert len(replies) == 1  # the same fixed reply from either worker
+        for worker in workers:
+            held = [c for c in worker.net_connections("tcp") if c.status == psutil.CONN_ESTABLISHED]
+            assert held, f"worker {worker.pid} took no connection"
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
 
 
 def test_floor_answers_with_the_scorers_own_reply() -> None:

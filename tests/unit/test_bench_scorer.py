@@ -5,7 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from benchmarks.scorer_bench import _ladder, _role, cpu_per_call, thread_cpu, tree_memory
+from benchmarks.scorer_bench import (
+    _ladder,
+    _role,
+    cpu_per_call,
+    floor_ratios,
+    highest_held_rates,
+    thread_cpu,
+    tree_memory,
+)
 
 
 def test_cpu_per_call_splits_the_servers_cpu_by_thread_role() -> None:
@@ -54,3 +62,40 @@ def test_a_running_process_reports_its_threads_and_memory() -> None:
 
 def test_the_ladder_climbs_in_quarters_to_the_top_rate() -> None:
     assert _ladder(2000) == (500, 1000, 1500, 2000)
+
+
+def _run(name: str, rate: float, p50: float, p99: float, cpu: float, errors: int = 0) -> dict[str, object]:
+    return {"name": name, "rate": rate, "latency_ms": {"p50": p50, "p99": p99},
+            "server_cpu_ms": {"total": cpu}, "errors": {"CANCELLED": errors} if errors else {}}  # fmt: skip
+
+
+def test_each_scorer_run_is_read_against_the_floor_of_as_many_processes_at_its_rate() -> None:
+    runs = [
+        _run("floor@500", 500, 0.5, 2.0, 0.40),
+        _run("rtscore-1@500", 500, 0.65, 3.0, 0.55),
+        _run("floor-2@1000", 1000, 0.4, 1.0, 0.30),
+        _run("rtscore-2@1000", 1000, 0.6, 2.5, 0.50),
+        _run("rtscore-2@2000", 2000, 0.9, 4.0, 0.45),  # no floor run at this rate: no ratio
+    ]
+
+    ratios = floor_ratios(runs)
+
+    assert ratios == [
+        {"run": "rtscore-1@500", "over": "floor@500", "rate": 500, "p50": 1.3, "p99": 1.5,
+         "extra_cpu_ms_per_call": 0.15},
+        {"run": "rtscore-2@1000", "over": "floor-2@1000", "rate": 1000, "p50": 1.5, "p99": 2.5,
+         "extra_cpu_ms_per_call": 0.2},
+    ]  # fmt: skip
+
+
+def test_the_highest_held_rate_needs_p99_within_10_ms_and_no_errors() -> None:
+    runs = [
+        _run("floor-2@750", 750, 0.5, 2.0, 0.4),
+        _run("floor-2@1500", 1500, 0.5, 9.9, 0.4),
+        _run("floor-2@2250", 2250, 0.5, 12.0, 0.4),
+        _run("rtscore-2@750", 750, 0.5, 3.0, 0.4),
+        _run("rtscore-2@1500", 1500, 0.5, 4.0, 0.4, errors=3),
+        _run("rtscore-3@750", 750, 0.5, 30.0, 0.4),
+    ]
+
+    assert highest_held_rates(runs) == {"floor-2": 1500, "rtscore-2": 750, "rtscore-3": None}
