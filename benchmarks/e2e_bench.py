@@ -75,7 +75,7 @@ def _score_requests(frame: Path) -> list[bytes]:
     from protos.rtscore.v1 import scorer_pb2
 
     obj = json.loads(frame.read_text())
-    encoder = RowEncoder([f["name"] for f in obj["schema"]["fields"]])
+    encoder = RowEncoder([f["name"] for f in obj["schema"]["fields"]], dense=True)  # as the extractor
     return [
         scorer_pb2.ScoreRequest(
             model="fraud", frame=encoder.frame(row), select=["probability"]

@@ -65,7 +65,13 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     serve.add_argument("--shadow-fraction", type=float, default=0.0, help="share of transactions copied")
     serve.add_argument("--shadow-key", default="transaction", help="sample key: transaction, card_token, …")
     serve.add_argument("--kafka-bootstrap", help="Kafka for shadow copies (default: RTSCORE_KAFKA_BOOTSTRAP)")
-    serve.add_argument("--dense-frames", action="store_true", help="send features as Frame.dense")
+    serve.add_argument(
+        "--dense-frames",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send features as Frame.dense, one block of doubles (the default); --no-dense-frames: one "
+        "column per feature",
+    )
     serve.add_argument("--metrics-port", type=int, help="Prometheus endpoint port")
     serve.add_argument("--log-level", default="INFO", help="log level (default INFO)")
     serve.set_defaults(func=_serve)

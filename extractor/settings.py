@@ -54,8 +54,9 @@ class ExtractorSettings(BaseSettings):
     """Deadline of an Evaluate whose caller set none."""
     wait_ready_s: float = Field(default=30.0, gt=0)
     """How long `serve` waits at start for a scorer hosting the model."""
-    dense_frames: bool = False
-    """Send features as Frame.dense (one block of doubles) instead of one column per feature."""
+    dense_frames: bool = True
+    """Send features as Frame.dense (one block of doubles: one pack here, one np.frombuffer in the scorer)
+    rather than one column per feature."""
     velocity: Literal["memory", "redis"] = "memory"
     """Where velocity state lives: this process, or Redis shared by all extractors."""
     redis_url: str | None = Field(

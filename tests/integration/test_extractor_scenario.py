@@ -179,6 +179,7 @@ async def test_extractor_rides_out_a_lost_scorer_kafka_and_redis_outages(
         "--velocity", "redis", "--redis-url", redis.url, "--shadow-topic", topic, "--shadow-fraction", "1",
         "--shadow-key", "card_token", "--kafka-bootstrap", kafka.bootstrap,
         "--metrics-port", str(metrics_port), "--score-timeout-ms", "1000",
+        "--no-dense-frames",  # one column per feature here; the service tests send the default dense block
         env={"RTSCORE_EXTRACTOR_SHADOW_QUEUE_MAX": "1000", "RTSCORE_EXTRACTOR_VELOCITY_RETRY_S": "0.5"},
     )  # fmt: skip
     started.append(extractor)

@@ -31,7 +31,7 @@ def served(
     try:
         extractor = Served(
             "extractor", "serve", "--scorers", one.target, "--model", "fraud", "--wait-ready", "20",
-            "--dense-frames",  # features as Frame.dense here; the scenario test sends columns
+            "--dense-frames",  # the default, named: the scenario test sends --no-dense-frames
         )  # fmt: skip
     except BaseException:
         one.kill()
