@@ -1,6 +1,11 @@
 """`rtscore bench e2e`: load generator → extractor (velocity on Redis) → two scorers, beside the scorer
 alone and the transport floor in the same run, and the highest rate at which p99 stays within 10 ms.
 
+Two floors are measured at the same rate by the same client: `floor`, a bare grpc.aio server with the
+scorer's fixed reply (one hop), and `e2e-floor` (`benchmarks.relay_floor`), a bare grpc.aio server
+that per call pings Redis and calls `floor`, then sends a fixed Decision: the extractor's hops without
+its work. The end-to-end run is read against `e2e-floor` (`e2e_over_floor` in the report).
+
 The model is the seed-scale recipe on the extractor's own features: a forest trained on generated
 transactions with 20% of training labels flipped (as `benchmarks/fixture.py` does), so that its trees
 grow to the node count asked for (default 250 trees of ~96,000 nodes; `--quick`: 20 of ~2,000).
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -132,18 +138,31 @@ def run_e2e(args: argparse.Namespace) -> int:
         extractor = targets.ServerProcess("extractor", command, 120.0)
         extractor.start()
         stack.callback(extractor.stop)
+        request_file = stack.enter_context(tempfile.NamedTemporaryFile(prefix="rtscore-e2e-", suffix=".bin"))
+        request_file.write(score_requests[0])
+        request_file.flush()
+        relay = targets.relay_floor(floor.target, redis_url, Path(request_file.name))
+        relay.start()
+        stack.callback(relay.stop)
         runs = [
             measure("e2e", extractor.target, EVALUATE_METHOD, e2e_requests, args.rate, duration),
+            measure("e2e-floor", relay.target, EVALUATE_METHOD, e2e_requests, args.rate, duration),
             measure("scorer", scorers[0].target, SCORE_METHOD, score_requests, args.rate, duration),
             measure("floor", floor.target, SCORE_METHOD, score_requests, args.rate, duration),
         ]
         highest = _highest_rate(measure, extractor.target, e2e_requests, args, duration, runs[0])
     table = _talk_table(runs)
     print(table)
+    over_floor = floor_ratios(runs)
+    print("e2e over e2e-floor (the same hops with no work): " + ", ".join(
+        f"{statistic} {ratio:.2f}x" for statistic, ratio in over_floor.items() if ratio is not None
+    ))  # fmt: skip
     print(f"highest e2e rate with p99 <= {P99_LIMIT_MS:g} ms: {highest['rate'] or 'none tried held'}")
     print(f"e2e done in {time.monotonic() - started:.0f}s")
     if args.json:
-        full = report.build_report(runs, fixture=meta, talk=TALK, highest_rate_p99_le_10ms=highest)
+        full = report.build_report(
+            runs, fixture=meta, talk=TALK, highest_rate_p99_le_10ms=highest, e2e_over_floor=over_floor
+        )
         png = report.write_report(full, args.json)
         print(f"wrote {args.json} and {png}")
     return 0
@@ -181,6 +200,17 @@ def _highest_rate(
             break
         rate = rate * 1.5 if up else rate / 1.5
     return {"rate": held, "tried": tried}
+
+
+def floor_ratios(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The `e2e` run's avg, p50, p95, p99 and stddev over the `e2e-floor` run's."""
+    by_name = {run["name"]: run.get("latency_ms") or {} for run in runs}
+    ours, floor = by_name.get("e2e", {}), by_name.get("e2e-floor", {})
+    ratios: dict[str, float | None] = {}
+    for statistic in ("avg", "p50", "p95", "p99", "stddev"):
+        mine, base = ours.get(statistic), floor.get(statistic)
+        ratios[statistic] = round(mine / base, 3) if mine and base else None
+    return ratios
 
 
 def _talk_table(runs: list[dict[str, Any]]) -> str:

@@ -64,25 +64,33 @@ def fixed_reply_handler(reply: bytes) -> grpc.GenericRpcHandler:
 
 async def serve(reply: bytes, host: str, port: int) -> int:
     """Serve until SIGTERM or SIGINT; prints `listening on HOST:PORT` once ready."""
+    await serve_bare(
+        fixed_reply_handler(reply), SCORER_SERVICE, host, port, f"fixed reply of {len(reply)} bytes"
+    )
+    return 0
+
+
+async def serve_bare(handler: grpc.GenericRpcHandler, service: str, host: str, port: int, what: str) -> None:
+    """A bare grpc.aio server of `handler` (and health, `service` SERVING) until SIGTERM or SIGINT; prints
+    `listening on HOST:PORT (what)` once ready."""
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers((fixed_reply_handler(reply),))
+    server.add_generic_rpc_handlers((handler,))
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise InvalidArgument(f"cannot listen on {host}:{port}")
     await server.start()
-    for service in ("", SCORER_SERVICE):
-        await health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    for name in ("", service):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"listening on {host}:{bound} (fixed reply of {len(reply)} bytes)", flush=True)
+    print(f"listening on {host}:{bound} ({what})", flush=True)
     await stop.wait()
     await health.enter_graceful_shutdown()
     await server.stop(1.0)
-    return 0
 
 
 def supervise(reply: bytes, host: str, port: int, workers: int) -> int:

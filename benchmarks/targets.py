@@ -170,6 +170,13 @@ def floor_server(bundle: Path, frame: Path, model: str, workers: int = 1) -> Ser
     return ServerProcess("floor" if workers == 1 else f"floor-{workers}", command, _BIG_MODEL_STARTUP_S)
 
 
+def relay_floor(scorer: str, redis_url: str, request: Path) -> ServerProcess:
+    """The `e2e-floor` target: per Evaluate, a Redis PING and one Score call (`request`, as bytes) to
+    `scorer`, then a fixed Decision: the extractor's hops without its work."""
+    command = [sys.executable, "-m", "benchmarks.relay_floor", "--scorer", scorer, "--redis-url", redis_url]
+    return ServerProcess("e2e-floor", [*command, "--request", str(request), "--port", "0"])
+
+
 def mleap_served(bundle: Path, model: str) -> ServerProcess:
     """The `mleap-served` target: MLeap's JVM runtime behind grpc-java (`jvm/served`), built if needed."""
     from scorer.reference.layout import HarnessLayout

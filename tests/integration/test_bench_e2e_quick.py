@@ -1,0 +1,43 @@
+"""`rtscore bench e2e --quick` end to end: the extractor over real scorers and Redis, beside the scorer
+alone, the one-hop `floor` and the extractor's hops without its work (`e2e-floor`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cli_run import rtscore
+from tests.integration.redis_fixtures import redis_url
+
+pytestmark = [pytest.mark.slow]
+__all__ = ["redis_url"]
+
+
+@pytest.mark.timeout(420)
+def test_quick_e2e_bench_reads_the_extractor_against_both_floors(redis_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "e2e.json"
+    done = rtscore(
+        "bench", "e2e", "--quick", "--duration", "3", "--warmup", "1", "--rate", "200", "--max-rate", "300",
+        "--redis-url", redis_url, "--json", str(out), timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
+    assert "talk (MLeap)" in done.stdout
+    assert "e2e over e2e-floor" in done.stdout
+    report = json.loads(out.read_text())
+    by_name = {run["name"]: run for run in report["runs"]}
+    assert [run["name"] for run in report["runs"]][:4] == ["e2e", "e2e-floor", "scorer", "floor"]
+    for name in ("e2e", "e2e-floor", "scorer", "floor"):
+        run = by_name[name]
+        assert run["requests"] > 0, name
+        assert run["errors"] == {}, name
+        assert run["rate"] == 200.0, name
+    ratios = report["e2e_over_floor"]
+    e2e, floor = by_name["e2e"]["latency_ms"], by_name["e2e-floor"]["latency_ms"]
+    assert ratios["p50"] == pytest.approx(e2e["p50"] / floor["p50"], abs=1e-3)
+    # the relay makes the extractor's hops (client -> relay -> Redis and floor) with no work: no faster
+    # than the one hop to `floor`
+    assert floor["p50"] > by_name["floor"]["latency_ms"]["p50"]
+    assert report["highest_rate_p99_le_10ms"]["tried"][0]["rate"] == 200.0
+    assert out.with_suffix(".png").stat().st_size > 0
