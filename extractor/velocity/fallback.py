@@ -36,15 +36,17 @@ class FallbackVelocityStore:
 
     async def observe(self, event: VelocityEvent) -> list[float]:
         """Redis's values (memory's while Redis is down); the event is recorded in both."""
-        local = self.local.observe_now(event)
         if self.degraded and time.monotonic() < self._down_until:
             self.fallbacks += 1
-            return local
+            return self.local.observe_now(event)
+        # While Redis answers, memory only records: its values are read only when Redis fails, after
+        # the record, which changes nothing since values leave the transaction's own id out.
+        self.local.record_now(event)
         try:
             shared = await self.primary.observe(event)
         except VelocityUnavailable as err:
             self._fail(err)
-            return local
+            return self.local.read_now(event)
         if self.degraded:
             self.degraded = False
             log.warning("velocity store answers again", extra={"url": self.primary.url})

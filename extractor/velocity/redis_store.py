@@ -111,7 +111,10 @@ class RedisVelocityStore:
         self._prefix = f"{namespace}:{plan.spec_name}"
         self._client: Any = aioredis.Redis.from_url(
             url,
-            socket_timeout=timeout_s,
+            # One deadline per call, `timeout_s` around the whole of it (below): redis-py's own socket
+            # timeout would add a task for every send (asyncio.wait_for) and a timer for every read. A
+            # call cut short there disconnects its connection, so no reply is ever read by the next.
+            socket_timeout=None,
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
             max_connections=max_connections,

@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from extractor.spec import load_spec
-from extractor.velocity import VelocityEvent, VelocityPlan
+from extractor.velocity import VelocityEvent, VelocityPlan, VelocityUnavailable
+from extractor.velocity.fallback import FallbackVelocityStore
 from extractor.velocity.memory import MemoryVelocityStore
 from tests.velocity_reference import generated_events, reference_values
 
@@ -62,3 +63,38 @@ async def test_memory_store_forgets_the_least_recently_seen_entity_beyond_its_bo
     assert len(store) == 2
     assert (await store.read(_event(plan, "x", 4, card="c1")))[0] == 0  # c1 evicted
     assert (await store.read(_event(plan, "y", 4, card="c3")))[0] == 1
+
+
+class FlakyPrimary:
+    """Stands in for Redis: answers with a marker row, or fails while `down`; counts its calls."""
+
+    def __init__(self, plan: VelocityPlan) -> None:
+        self.marker = [-1.0] * len(plan.names)
+        self.down = False
+        self.calls = 0
+        self.url = "redis://flaky"
+
+    async def observe(self, event: VelocityEvent) -> list[float]:
+        self.calls += 1
+        if self.down:
+            raise VelocityUnavailable("down")
+        return self.marker
+
+
+async def test_fallback_answers_from_memory_exactly_as_a_memory_store_fed_every_event() -> None:
+    plan, events = generated_events(3_000, seed=5)
+    primary = FlakyPrimary(plan)
+    store = FallbackVelocityStore(primary, MemoryVelocityStore(plan), retry_after_s=3600.0)  # type: ignore[arg-type]
+    alone = MemoryVelocityStore(plan)
+    expected = [alone.observe_now(event) for event in events]
+
+    healthy = [await store.observe(event) for event in events[:2_000]]
+    primary.down = True
+    degraded = [await store.observe(event) for event in events[2_000:]]
+
+    assert all(row is primary.marker for row in healthy)  # Redis answered: its values, not memory's
+    # the failing call and the skipped ones after it: memory's values, with the history it recorded
+    # while Redis answered, equal to a store that saw every event
+    assert degraded == expected[2_000:]
+    assert primary.calls == 2_001  # after the failure Redis is skipped for retry_after_s
+    assert store.fallbacks == 1_000
