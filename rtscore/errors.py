@@ -33,3 +33,9 @@ class Unavailable(RtscoreError):
     """A dependency is missing or not reachable; retrying later may work."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class PermissionDenied(RtscoreError):
+    """The caller's credentials do not allow the call; retrying with the same ones will not help."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED

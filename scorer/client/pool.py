@@ -15,7 +15,7 @@ from opentelemetry import metrics, propagate, trace
 
 from protos.ml.combust.mleap.pb import mleap_pb2
 from protos.rtscore.v1 import frame_pb2, scorer_pb2
-from rtscore.errors import Unavailable
+from rtscore.errors import PermissionDenied, Unavailable
 from scorer.client.balancer import Balancer
 from scorer.client.batching import MicroBatcher
 from scorer.client.endpoint import Endpoint
@@ -105,17 +105,27 @@ class ScorerPool:
     # --- calls --------------------------------------------------------------------------------------
 
     async def wait_ready(self, model: str, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        """Return once some scorer serves `model`; Unavailable, saying why, after `timeout` seconds."""
+        """Return once some scorer serves `model`; Unavailable, saying why, after `timeout` seconds, or
+        PermissionDenied as soon as the endpoint source refuses the pool's credentials (a registry that
+        refuses the token: waiting would not mend it)."""
         balancer = self._started()
         ready = balancer.want(model)
-        try:
-            await asyncio.wait_for(ready.wait(), timeout)
-        except TimeoutError:
-            raise Unavailable(
-                f"no scorer ready for {model!r} within {timeout:g} s ({self.source.description}): "
-                + balancer.why_not_ready(model)
-                + (f" ({self.source.problem})" if self.source.problem else "")
-            ) from None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not ready.is_set():
+            left = deadline - loop.time()
+            if self.source.refused and not balancer.endpoints:
+                raise PermissionDenied(
+                    f"no scorer ready for {model!r} ({self.source.description}): {self.source.problem}"
+                )
+            if left <= 0:
+                raise Unavailable(
+                    f"no scorer ready for {model!r} within {timeout:g} s ({self.source.description}): "
+                    + balancer.why_not_ready(model)
+                    + (f" ({self.source.problem})" if self.source.problem else "")
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ready.wait(), min(left, _READY_POLL_S))
 
     async def score(
         self,
@@ -275,13 +285,17 @@ class ScorerPool:
         """The slow path of a call: no endpoint is ready for `model` yet, so wait within the deadline."""
         loop = asyncio.get_running_loop()
         ready = balancer.want(model)
-        await asyncio.wait_for(balancer.membership_known(), max(0.0, deadline - loop.time()))
+        with contextlib.suppress(TimeoutError):  # no first list in time: said below, with the reason
+            await asyncio.wait_for(balancer.membership_known(), max(0.0, deadline - loop.time()))
         while not ready.is_set():
             left = deadline - loop.time()
             if balancer.hosted_nowhere(model):
                 raise ModelNotHosted(f"no scorer hosts {model!r} ({self.source.description})")
             if left <= 0:
-                raise Unavailable(f"no scorer ready for {model!r} in time: {balancer.why_not_ready(model)}")
+                problem = f" ({self.source.problem})" if self.source.problem else ""
+                raise Unavailable(
+                    f"no scorer ready for {model!r} in time: {balancer.why_not_ready(model)}{problem}"
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ready.wait(), min(left, _READY_POLL_S))
         return balancer.pickers[model]

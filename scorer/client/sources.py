@@ -23,6 +23,8 @@ class EndpointSource(Protocol):
     description: str
     problem: str
     """Why the source gives no current list (a refused token, an unreachable registry), else ''."""
+    refused: bool
+    """Whether that is a refusal of the source's credentials, which waiting does not mend."""
 
     def updates(self) -> AsyncIterator[list[str]]:
         """The current list, then every later one."""
@@ -46,6 +48,7 @@ class StaticEndpoints:
             raise InvalidArgument("a static pool needs at least one HOST:PORT")
         self.description = ",".join(self.addresses)
         self.problem = ""
+        self.refused = False
 
     async def updates(self) -> AsyncIterator[list[str]]:
         """The list once; it never changes."""
@@ -80,6 +83,7 @@ class RegistryEndpoints:
         self.backoff_max_s = backoff_max_s
         self.description = f"registry {self.registry} {environment}/{pool}"
         self.problem = ""
+        self.refused = False
 
     async def updates(self) -> AsyncIterator[list[str]]:
         """Membership as the registry pushes it; while the registry is away the last list stands."""
@@ -96,11 +100,15 @@ class RegistryEndpoints:
                 try:
                     async for membership in stub.WatchMembers(request, metadata=self.metadata):
                         backoff = 0.05
-                        self.problem = ""
+                        self.problem, self.refused = "", False
                         yield list(membership.endpoints)
                 except grpc.aio.AioRpcError as err:
                     code = err.code()
-                    if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+                    self.refused = code in (
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        grpc.StatusCode.UNAUTHENTICATED,
+                    )
+                    if self.refused:
                         self.problem = f"the registry refused WatchMembers: {code.name}: {err.details()}"
                         log.error("registry refused WatchMembers", extra={"detail": err.details()})
                     else:

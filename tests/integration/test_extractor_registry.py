@@ -2,7 +2,8 @@
 fraud --model fraud:champion --token-file F`, no `--scorers`. A real registry process on the services'
 Postgres, two scorer processes following pool `fraud`, TLS everywhere (the registry's port, mutual TLS to
 the scorers). Decisions follow a promotion under load with no failed call, and a scorer that leaves the
-membership is no longer called while the other keeps answering."""
+membership is no longer called while the other keeps answering; an extractor whose token the registry
+refuses stops at once, saying so."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from protos.rtscore.v1 import registry_pb2 as pb
 from protos.rtscore.v1 import registry_pb2_grpc as pb_grpc
 from registry.access import create_token
 from registry.db import open_pool
+from tests.integration.cli_run import rtscore
 from tests.integration.extractor_processes import Served, fraud_files, started
 from tests.integration.registry_fixtures import Caller, bundle_variant, database_url_fixture
 from tests.integration.tls_certs import Certs, certs_fixture
@@ -192,3 +194,17 @@ async def test_decisions_follow_a_promotion_and_the_membership_with_no_failed_ca
         print(f"promotion reached both scorers {promoted_in * 1e3:.0f} ms after Promote;"
               f" {len(load.answers)} decisions, {len(after)} after a scorer left")  # fmt: skip
         assert extractor.stop() == 0
+
+        # An extractor whose token the registry refuses stops at once, saying so, rather than waiting
+        # out --wait-ready for a pool it will never be shown.
+        (tmp_path / "bad.token").write_text("not-a-token\n")
+        began = time.monotonic()
+        refused = await asyncio.to_thread(
+            rtscore, "extractor", "serve", "--port", "0", "--registry", registry.target, "--pool", POOL,
+            "--environment", ENV, "--model", "fraud:champion", "--token-file", str(tmp_path / "bad.token"),
+            "--registry-ca", str(certs.ca), "--wait-ready", "30", timeout=30,
+        )  # fmt: skip
+        took = time.monotonic() - began
+    assert refused.returncode != 0
+    assert "the registry refused WatchMembers: " in refused.stderr, refused.stderr[-2000:]
+    assert took < 15.0, f"a refused token took {took:.1f} s to report"

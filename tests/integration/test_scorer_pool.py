@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos.rtscore.v1 import frame_pb2, registry_pb2, scorer_pb2, scorer_pb2_grpc
 from registry.server import RunningRegistry
-from rtscore.errors import Unavailable
+from rtscore.errors import PermissionDenied, Unavailable
 from scorer.bundle import load_bundle
 from scorer.client import PoolSettings, ScorerPool, registry_endpoints
 from scorer.frame import LeapFrame
@@ -316,13 +316,20 @@ async def test_pool_under_load_loses_no_call_and_follows_health_membership_and_s
     assert sum(picks.values()) >= sent  # every call counted where it went, retries and all
 
 
-async def test_a_pool_whose_token_the_registry_refuses_says_so_when_not_ready(
+async def test_a_pool_whose_token_the_registry_refuses_says_so_at_once(
     registry: RunningRegistry,
 ) -> None:
     source = registry_endpoints(registry.address, pool=POOL, environment=ENVIRONMENT, token="not-a-token")
     async with ScorerPool(source, PoolSettings(default_timeout_s=2.0)) as pool:
-        with pytest.raises(Unavailable) as refused:
-            await pool.wait_ready("demo", timeout=1.5)
+        started = time.monotonic()
+        with pytest.raises(PermissionDenied) as refused:
+            await pool.wait_ready("demo", timeout=30.0)
+        waited = time.monotonic() - started
+        # a call still says why, with the source's problem
+        with pytest.raises(Unavailable) as not_ready:
+            await pool.score("demo", frame_pb2.Frame(), timeout=0.3)
+    assert waited < 5.0, "a refused token is reported at once, not after the whole wait"
     message = str(refused.value)
-    assert "the pool has no endpoints (the registry refused WatchMembers: " in message, message
+    assert "the registry refused WatchMembers: " in message, message
     assert "UNAUTHENTICATED" in message or "PERMISSION_DENIED" in message, message
+    assert "the registry refused WatchMembers" in str(not_ready.value), str(not_ready.value)
