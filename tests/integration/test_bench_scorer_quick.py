@@ -31,6 +31,11 @@ def test_quick_scorer_bench_reports_both_worker_counts(tmp_path: Path) -> None:
     ]
     assert set(report["scorer"]["highest_rate_p99_10ms"]) == {"floor", "rtscore-1", "floor-2", "rtscore-2"}
     assert "extra cpu ms/call" in done.stdout
+    transform = report["scorer"]["transform_ms"]
+    assert 0 < transform["p50"] <= transform["p99"]
+    for ratio in report["scorer"]["over_floor"]:
+        extra = ratio["extra_cpu_ms_per_call"] - transform["avg"]
+        assert ratio["beyond_transform_ms_per_call"] == pytest.approx(extra, abs=2e-3)
     for run in report["runs"]:
         assert run["requests"] > 0
         assert run["errors"] == {}

@@ -78,13 +78,13 @@ def test_each_scorer_run_is_read_against_the_floor_of_as_many_processes_at_its_r
         _run("rtscore-2@2000", 2000, 0.9, 4.0, 0.45),  # no floor run at this rate: no ratio
     ]
 
-    ratios = floor_ratios(runs)
+    ratios = floor_ratios(runs, transform_avg_ms=0.12)
 
     assert ratios == [
         {"run": "rtscore-1@500", "over": "floor@500", "rate": 500, "p50": 1.3, "p99": 1.5,
-         "extra_cpu_ms_per_call": 0.15},
+         "extra_cpu_ms_per_call": 0.15, "beyond_transform_ms_per_call": 0.03},
         {"run": "rtscore-2@1000", "over": "floor-2@1000", "rate": 1000, "p50": 1.5, "p99": 2.5,
-         "extra_cpu_ms_per_call": 0.2},
+         "extra_cpu_ms_per_call": 0.2, "beyond_transform_ms_per_call": 0.08},
     ]  # fmt: skip
 
 
