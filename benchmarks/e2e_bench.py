@@ -127,9 +127,9 @@ def run_e2e(args: argparse.Namespace) -> int:
         servers.append(targets.floor_server(bundle, frame, "fraud"))
         for server in servers:
             server.launch()
+            stack.callback(server.stop)  # stopped however the run ends, even if another fails to start
         for server in servers:
             server.wait_ready()
-            stack.callback(server.stop)
         scorers, floor = servers[:2], servers[2]
         command = targets.rtscore_command(
             "extractor", "serve", "--port", "0", "--scorers", ",".join(s.target for s in scorers),
