@@ -73,6 +73,17 @@ class ForestCache:
                 return self._forest(arrays)
         return None
 
+    def _sound(self, key: str, digest: str) -> bool:
+        """Whether the entry is complete and every node checks out (no private huge-page copy made)."""
+        arrays = self._load(key, digest)
+        if arrays is None:
+            return False
+        try:
+            CompiledForest(arrays)
+        except TreeFormatError:
+            return False
+        return True
+
     def _forest(self, arrays: ForestArrays) -> CompiledForest:
         if self.huge_pages:
             arrays = replace(arrays, nodes=huge_page_copy(arrays.nodes))
@@ -122,7 +133,7 @@ class ForestCache:
             (staging / _MANIFEST).write_text(json.dumps(manifest, indent=1))
             folder = self.entry_path(key)
             if folder.exists():
-                if self._valid(key, digest) is not None:
+                if self._sound(key, digest):
                     # Another process compiled the same forest meanwhile (scorers started together on a
                     # new bundle): its entry stays, since processes may already map it, and ours goes.
                     return
