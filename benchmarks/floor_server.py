@@ -29,7 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
 from protos.rtscore.v1 import scorer_pb2
-from rtscore.errors import InvalidArgument, RtscoreError
+from rtscore.errors import InvalidArgument, RtscoreError, Unavailable
 
 SCORER_SERVICE = scorer_pb2.DESCRIPTOR.services_by_name["Scorer"].full_name
 
@@ -115,7 +115,7 @@ def supervise(reply: bytes, host: str, port: int, workers: int) -> int:
                 procs.append(proc)
                 assert proc.stdout is not None
                 if "listening on" not in proc.stdout.readline():
-                    raise InvalidArgument(f"a floor worker did not start (exit code {proc.wait()})")
+                    raise Unavailable(f"a floor worker did not start (exit code {proc.wait()})")
             pids = ",".join(str(p.pid) for p in procs)
             print(f"listening on {host}:{port} ({workers} workers: {pids})", flush=True)
             while not stop.wait(0.2) and all(p.poll() is None for p in procs):
