@@ -10,6 +10,7 @@ cap on the entity's event count, and a TTL of the retention so idle entities exp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -187,8 +188,10 @@ class RedisVelocityStore:
                 log.info("Redis call failed", exc_info=True)
             if isinstance(err, ConnectionError | OSError | AttributeError):
                 # A restarted Redis leaves every idle pooled connection dead: drop them at once, so the
-                # next call connects afresh instead of finding the next dead one.
-                await self._client.connection_pool.disconnect(inuse_connections=False)
+                # next call connects afresh instead of finding the next dead one. Closing a dead
+                # connection can itself time out or fail; the answer is "not now" all the same.
+                with contextlib.suppress(Exception):
+                    await self._client.connection_pool.disconnect(inuse_connections=False)
             raise VelocityUnavailable(f"Redis at {self.url} did not answer: {_why(err)}") from None
         if not read:
             return []

@@ -94,6 +94,10 @@ class Endpoint:
         self.failures += 1
         return self.failures >= self.settings.eject_after_failures
 
+    def observe_refusal(self, rtt_s: float) -> None:
+        """A call the scorer refused as too busy: charged like a failure, without counting toward ejection."""
+        self._fold(max(rtt_s, self.settings.failure_penalty_s), 0.5)
+
     def observe_unfinished(self, waited_s: float) -> None:
         """A call abandoned after `waited_s` without an answer (a hedge answered first, or the caller left).
 

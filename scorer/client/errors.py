@@ -12,6 +12,10 @@ from rtscore.errors import RtscoreError
 RETRYABLE = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED}
 )
+# Statuses of a scorer that is busy, not broken: its core's pending-call bound (CANCELLED) or its admission
+# (RESOURCE_EXHAUSTED) refused the call. They make it look slow, so fewer calls go to it, but never eject
+# it: ejecting a busy scorer would pile its share onto the others just as they are busy too.
+OVERLOADED = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED})
 # Statuses that say the caller sent something wrong: they pass through and never count against a scorer.
 CALLER_ERRORS = frozenset(
     {

@@ -19,7 +19,14 @@ from rtscore.errors import PermissionDenied, Unavailable
 from scorer.client.balancer import Balancer
 from scorer.client.batching import MicroBatcher
 from scorer.client.endpoint import Endpoint
-from scorer.client.errors import CALLER_ERRORS, RETRYABLE, DeadlineExceeded, ModelNotHosted, ScorerCallError
+from scorer.client.errors import (
+    CALLER_ERRORS,
+    OVERLOADED,
+    RETRYABLE,
+    DeadlineExceeded,
+    ModelNotHosted,
+    ScorerCallError,
+)
 from scorer.client.hedging import HedgeBudget, RunningQuantile, race
 from scorer.client.picker import EMPTY, Picker
 from scorer.client.scored import Scored
@@ -266,6 +273,8 @@ class ScorerPool:
             self.telemetry.attempt(endpoint.address, code.name, elapsed)
             if code in CALLER_ERRORS:
                 endpoint.observe(elapsed)
+            elif code in OVERLOADED:
+                endpoint.observe_refusal(elapsed)
             elif endpoint.observe_failure(elapsed) and self._balancer:
                 self._balancer.failed(endpoint)
             raise

@@ -8,13 +8,14 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
+import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
 
 from protos.rtscore.v1 import frame_pb2
 from rtscore.errors import InvalidArgument
-from scorer.client import PoolSettings, static_endpoints
+from scorer.client import PoolSettings, ScorerPool, static_endpoints
 from scorer.client.balancer import Balancer
 from scorer.client.endpoint import Endpoint
 from scorer.client.frames import dense_frame, join_rows, layout, split_rows
@@ -81,6 +82,24 @@ async def test_a_fast_failure_is_charged_the_penalty_and_ejects_after_a_streak(
     assert endpoint.rtt_s >= SETTINGS.failure_penalty_s * 0.5  # fast failures made it look slow
     endpoint.observe(0.001)
     assert endpoint.failures == 0
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED])
+async def test_a_busy_scorers_refusals_steer_calls_away_but_never_eject_it(
+    endpoints: list[Endpoint], code: grpc.StatusCode
+) -> None:
+    busy = endpoints[0]
+    pool = ScorerPool(static_endpoints([busy.address]), SETTINGS)
+
+    async def refuse(endpoint: Endpoint, seconds: float) -> None:
+        raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "busy")
+
+    for _ in range(3 * SETTINGS.eject_after_failures):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await pool._attempt(busy, refuse, 1.0)
+    assert busy.failures == 0
+    assert not busy.ejected
+    assert busy.rtt_s >= SETTINGS.failure_penalty_s * 0.5  # it looks slow, so the picker avoids it
 
 
 def test_hedges_stay_within_their_share() -> None:
