@@ -31,7 +31,10 @@ from tests.integration.redis_fixtures import PrivateRedis
 
 __all__ = ["fraud_files", "started"]
 pytestmark = [pytest.mark.services, pytest.mark.slow]
-RATE = 500  # calls per second, open loop
+# Calls per second, open loop: a rate every host of this kind sustains with the test's own Python client,
+# three scorers, Kafka and Redis on its two vCPUs. On a slow host 500/s is past the extractor's capacity
+# (calls then reach the scorers with no deadline left), which is a benchmark's question, not this test's.
+RATE = 250
 KAFKA_DOWN_S = 30.0
 RESUME_WITHIN_S = 5.0  # copies reach Kafka again this soon after the broker answers
 
