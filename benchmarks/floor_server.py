@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
@@ -140,18 +141,24 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="server processes on the one port (default 1)")
 
 
+def read_message(path: Path, kind: type[Message]) -> bytes:
+    """The bytes of a serialized `kind` message read from `path`, checked to parse as one."""
+    name = kind.DESCRIPTOR.name
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InvalidArgument(f"{path}: cannot read the {name}: {err.strerror}") from err
+    try:
+        kind.FromString(data)
+    except Exception as err:  # protobuf's DecodeError: the file is not a serialized `kind`
+        raise InvalidArgument(f"{path}: not a serialized {name}: {err}") from err
+    return data
+
+
 def reply_from(args: argparse.Namespace) -> bytes:
     """The fixed reply the options describe."""
     if args.response is not None:
-        try:
-            data = args.response.read_bytes()
-        except OSError as err:
-            raise InvalidArgument(f"{args.response}: cannot read the response: {err.strerror}") from err
-        try:
-            scorer_pb2.ScoreResponse.FromString(data)
-        except Exception as err:  # protobuf's DecodeError: the file is not a serialized ScoreResponse
-            raise InvalidArgument(f"{args.response}: not a serialized ScoreResponse: {err}") from err
-        return data
+        return read_message(args.response, scorer_pb2.ScoreResponse)
     if args.bundle is None or args.frame is None:
         raise InvalidArgument("give --bundle and --frame (the reply is scored from them), or --response")
     return scorer_reply(args.bundle, args.frame, args.model)

@@ -19,9 +19,9 @@ from typing import Any
 import grpc
 import redis.asyncio as aioredis
 
-from benchmarks.floor_server import serve_bare
+from benchmarks.floor_server import read_message, serve_bare
 from protos.rtscore.v1 import extractor_pb2, scorer_pb2
-from rtscore.errors import InvalidArgument, RtscoreError
+from rtscore.errors import RtscoreError
 
 EXTRACTOR_SERVICE = extractor_pb2.DESCRIPTOR.services_by_name["Extractor"].full_name
 SCORE_METHOD = "/rtscore.v1.Scorer/Score"
@@ -65,19 +65,6 @@ async def serve(scorer: str, redis_url: str, request: bytes, host: str, port: in
     return 0
 
 
-def read_request(path: Path) -> bytes:
-    """A serialized ScoreRequest from `path`, checked to be one."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise InvalidArgument(f"{path}: cannot read the request: {err.strerror}") from err
-    try:
-        scorer_pb2.ScoreRequest.FromString(data)
-    except Exception as err:  # protobuf's DecodeError: the file is not a serialized ScoreRequest
-        raise InvalidArgument(f"{path}: not a serialized ScoreRequest: {err}") from err
-    return data
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the relay; errors become one line on stderr."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.relay_floor", description=__doc__)
@@ -91,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvloop
 
     try:
-        request = read_request(args.request)
+        request = read_message(args.request, scorer_pb2.ScoreRequest)
         return uvloop.run(
             serve(args.scorer, args.redis_url, request, args.host, args.port, args.timeout_ms / 1e3)
         )
