@@ -10,8 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any, Protocol
 
+import numpy as np
+
 from rtscore.errors import InvalidArgument, RtscoreError
 from rtscore.heap import freeze_long_lived
+from scorer.bundle.plan import DensePlan
+from scorer.frame import Field
 from scorer.service.admission import AdmissionGate
 from scorer.service.canary import Canary, CanaryResult, run_canary
 from scorer.service.errors import CanaryFailed
@@ -77,29 +81,46 @@ class ScorerCore:
         `deadline_left_s` is the caller's time left: a call that cannot finish in it is refused at once.
         """
         hosted = checked_for or self.table.resolve(ref)
-        if deadline_left_s is None or not self._by_deadline:
-            self.gate.acquire()
-        else:
-            self.gate.acquire(deadline_left_s, hosted.expected_seconds(frame.n_rows))
+        self._admit(hosted, frame.n_rows, deadline_left_s)
         try:
             if checked_for is None:
                 frame = check_inputs(frame, hosted.model.input_schema)
         except BaseException:
             self.gate.release()
             raise
+        return await self._run(hosted, hosted.model.transform, frame, frame.n_rows), hosted
+
+    async def score_dense(
+        self, hosted: HostedModel, plan: DensePlan, matrix: np.ndarray, deadline_left_s: float | None = None
+    ) -> list[tuple[Field, np.ndarray]]:
+        """`plan`'s output columns for `matrix`, a dense block of its inputs, scored by `hosted` (the
+        version `plan` belongs to) under the same admission, deadline and threading as `score`."""
+        rows = matrix.shape[0]
+        self._admit(hosted, rows, deadline_left_s)
+        return await self._run(hosted, plan.run, matrix, rows)
+
+    def _admit(self, hosted: HostedModel, rows: int, deadline_left_s: float | None) -> None:
+        """Take an in-flight slot for a call of `rows` rows, or refuse it at once."""
+        if deadline_left_s is None or not self._by_deadline:
+            self.gate.acquire()
+        else:
+            self.gate.acquire(deadline_left_s, hosted.expected_seconds(rows))
+
+    async def _run(self, hosted: HostedModel, work: Callable[[Any], Any], arg: Any, rows: int) -> Any:
+        """`work(arg)` as `hosted`'s scoring of `rows` rows, holding the slot `_admit` took until it ends."""
         hosted.enter()
-        if self.gate.in_flight == 1 and self._inline(hosted, frame.n_rows):
+        if self.gate.in_flight == 1 and self._inline(hosted, rows):
             # Alone and short: a hand-off to a scoring thread would cost more than the transform.
             try:
-                return hosted.timed_transform(frame), hosted
+                return hosted.timed(work, arg, rows)
             finally:
                 self._finished(hosted)
         loop = asyncio.get_running_loop()
-        work = self._pool.submit(hosted.timed_transform, frame)
+        job = self._pool.submit(hosted.timed, work, arg, rows)
         # The slot and the lease are held until the transform really ends, not until the caller
         # stops waiting: a thread cannot be interrupted, and abandoned work must still count.
-        work.add_done_callback(lambda _: _call_soon(loop, self._finished, hosted))
-        return await asyncio.wrap_future(work), hosted
+        job.add_done_callback(lambda _: _call_soon(loop, self._finished, hosted))
+        return await asyncio.wrap_future(job)
 
     def _inline(self, hosted: HostedModel, rows: int) -> bool:
         """Whether a call of `rows` rows is short enough to score on the event loop."""

@@ -109,6 +109,17 @@ class DenseFrameDecoder:
         return _PLAIN_DOUBLE  # check_inputs then names the mismatch (e.g. a string input sent as doubles)
 
 
+def planned_block(frame: frame_pb2.Frame, names: list[str]) -> np.ndarray | None:
+    """`frame`'s dense block as a rows x len(names) matrix when it holds exactly `names`, in that order,
+    and well formed; else None, and `DenseFrameDecoder` decodes the frame (or says what is wrong)."""
+    dense = frame.dense
+    rows = frame.rows
+    values = dense.values
+    if rows <= 0 or len(values) != 8 * rows * len(names) or dense.names != names:
+        return None
+    return np.frombuffer(values, dtype=_LITTLE_F8).reshape(rows, len(names))
+
+
 def _without_dense(frame: frame_pb2.Frame) -> frame_pb2.Frame:
     plain = frame_pb2.Frame()
     plain.CopyFrom(frame)

@@ -220,12 +220,18 @@ def _tensor_kind(field: Field) -> bool | None:
 
 def encode_doubles(frame: LeapFrame, names: Sequence[str]) -> bytes | None:
     """The named columns as an encoded wire `Frame` when all are doubles or double tensors, else None."""
-    parts = [_ROWS_TAG + varint(frame.n_rows)] if frame.n_rows else []
-    for name in names:
-        array = frame.column(name)
-        tensor = _tensor_kind(frame.field(name))
+    return encode_columns(frame.n_rows, [(frame.field(name), frame.column(name)) for name in names])
+
+
+def encode_columns(n_rows: int, columns: Sequence[tuple[Field, np.ndarray]]) -> bytes | None:
+    """`columns` (each `n_rows` long) as an encoded wire `Frame` when all are doubles or double tensors,
+    else None."""
+    parts = [_ROWS_TAG + varint(n_rows)] if n_rows else []
+    for field, array in columns:
+        tensor = _tensor_kind(field)
         if tensor is None or array.dtype != np.float64 or array.ndim != (2 if tensor else 1):
             return None
+        name = field.name
         column = _column_header(name, tensor, array.shape[1] if tensor else 0)
         if array.size:
             data = array.astype("<f8", copy=False).tobytes()  # no copy where the host is little-endian

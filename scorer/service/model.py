@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from scorer.bundle.plan import DensePlan, dense_plan
 from scorer.service.canary import Canary
 from scorer.service.dense_frames import DenseFrameDecoder
 from scorer.service.double_frames import DoubleFrameDecoder
@@ -88,6 +89,9 @@ class HostedModel:
         # what a call that selects nothing gets back, worked out once rather than per call
         self.output_names: list[str] = [f.name for f in self.model.output_schema]
         self.output_set = frozenset(self.output_names)
+        # dense rows of exactly the assembler's inputs go straight to the classifier, where it has one
+        m = self.model
+        self.plan: DensePlan | None = dense_plan(m.root_op, m.input_schema, m.output_schema)
 
     @property
     def ref(self) -> str:
@@ -105,20 +109,20 @@ class HostedModel:
         if self.in_flight == 0:
             self._idle.set()
 
-    def timed_transform(self, frame: Any) -> Any:
-        """`model.transform(frame)`, keeping `row_seconds` up to date (a slower call counts at once, faster
-        ones through a moving average, so a model that slows down stops being scored inline at once) and
-        the typical time of calls of this size."""
+    def timed(self, work: Callable[[Any], Any], arg: Any, rows: int) -> Any:
+        """`work(arg)`, this version's scoring of `rows` rows, keeping `row_seconds` up to date (a slower
+        call counts at once, faster ones through a moving average, so a model that slows down stops being
+        scored inline at once) and the typical time of calls of this size."""
         start = time.perf_counter()
-        out = self.model.transform(frame)
+        out = work(arg)
         seconds = time.perf_counter() - start
-        per_row = seconds / max(frame.n_rows, 1)
+        per_row = seconds / max(rows, 1)
         previous = self.row_seconds
         if previous is None or per_row > previous:
             self.row_seconds = per_row
         else:
             self.row_seconds = previous + _COST_WEIGHT * (per_row - previous)
-        size = frame.n_rows.bit_length()
+        size = rows.bit_length()
         typical = self.typical_seconds.get(size)
         if typical is not None:
             seconds = typical + _COST_WEIGHT * (min(seconds, _OUTLIER_CAP * typical) - typical)

@@ -11,8 +11,8 @@ from scorer.service.admin import AdminGuard
 from scorer.service.calls import CallRecorder, handled
 from scorer.service.canary import Canary
 from scorer.service.core import ScorerCore
-from scorer.service.dense_frames import has_dense
-from scorer.service.double_frames import encode_doubles
+from scorer.service.dense_frames import has_dense, planned_block
+from scorer.service.double_frames import encode_columns, encode_doubles
 from scorer.service.frames import field_spec, to_leap_frame, to_wire_frame
 from scorer.service.model import HostedModel
 
@@ -52,6 +52,19 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         """Score a frame."""
         target = self.core.table.resolve(request.model)
         wire = request.frame
+        plan = target.plan
+        if plan is not None and not (request.select or request.include_inputs or wire.columns):
+            block = planned_block(wire, plan.names)
+            if block is not None:  # the model's inputs in its order: straight to its classifier
+                scores = await self.core.score_dense(target, plan, block, context.time_remaining())
+                response = scorer_pb2.ScoreResponse(model=target.name, version=target.version)
+                encoded = encode_columns(block.shape[0], scores)
+                if encoded is None:
+                    fields, arrays = zip(*scores, strict=True)
+                    response.frame.CopyFrom(to_wire_frame(LeapFrame(fields, arrays, block.shape[0])))
+                else:
+                    response.frame.MergeFromString(encoded)
+                return response
         # a dense block is decoded and fitted as a whole; all-double columns by their recorded layout
         decoder = target.dense_frames if has_dense(wire) else target.double_frames
         frame: LeapFrame | None = decoder.decode(wire)

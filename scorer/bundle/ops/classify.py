@@ -73,7 +73,10 @@ class Classifier(Op):
 
     def transform(self, frame: LeapFrame) -> LeapFrame:
         """Append the raw scores, probabilities and prediction this node names."""
-        x = self.vectors(frame, self.features, self.n_features)
+        return frame.with_columns(self.scores(self.vectors(frame, self.features, self.n_features)))
+
+    def scores(self, x: np.ndarray) -> list[tuple[Field, np.ndarray]]:
+        """The output columns of feature rows `x` (float64 [n, n_features]), in `output_fields` order."""
         raw = self.raw(x)
         out: list[tuple[Field, np.ndarray]] = []
         if self.raw_column is not None:
@@ -93,7 +96,7 @@ class Classifier(Op):
         else:
             pred = argmax_with_thresholds(raw, None)
         out.append((self.output_fields[-1], pred))
-        return frame.with_columns(out)
+        return out
 
 
 def build_classifier(
