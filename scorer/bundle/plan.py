@@ -24,17 +24,28 @@ from scorer.frame import Field
 class DensePlan:
     """Scores a rows x len(names) float64 block of the assembler's inputs, in its order."""
 
-    __slots__ = ("_classifier", "_features", "names", "output_names")
+    __slots__ = ("_classifier", "_features", "_outputs", "names", "output_names")
 
     def __init__(self, names: list[str], features: Field, classifier: Classifier) -> None:
         self.names = names
         self._features = features
         self._classifier = classifier
         self.output_names = [features.name, *(f.name for f in classifier.output_fields)]
+        self._outputs = frozenset(self.output_names)
+
+    def outputs_all(self, names: Sequence[str]) -> bool:
+        """Whether every one of `names` is an output column of the bundle."""
+        return self._outputs.issuperset(names)
 
     def run(self, matrix: np.ndarray) -> list[tuple[Field, np.ndarray]]:
         """The bundle's output columns for `matrix` (C-ordered float64), in its output schema's order."""
         return [(self._features, matrix), *self._classifier.scores(matrix)]
+
+
+def pick(columns: list[tuple[Field, np.ndarray]], names: Sequence[str]) -> list[tuple[Field, np.ndarray]]:
+    """The named ones of `columns`, in the order of `names` (every one among them)."""
+    by_name = {field.name: (field, array) for field, array in columns}
+    return [by_name[name] for name in names]
 
 
 def dense_plan(root: Op, input_schema: Sequence[Field], output_schema: Sequence[Field]) -> DensePlan | None:

@@ -6,6 +6,7 @@ import grpc
 
 from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
 from rtscore.errors import InvalidArgument
+from scorer.bundle.plan import pick
 from scorer.frame import FrameError, LeapFrame
 from scorer.service.admin import AdminGuard
 from scorer.service.calls import CallRecorder, handled
@@ -52,11 +53,13 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         """Score a frame."""
         target = self.core.table.resolve(request.model)
         wire = request.frame
-        plan = target.plan
-        if plan is not None and not (request.select or request.include_inputs or wire.columns):
+        plan, select = target.plan, request.select
+        if plan is not None and not (request.include_inputs or wire.columns) and plan.outputs_all(select):
             block = planned_block(wire, plan.names)
             if block is not None:  # the model's inputs in its order: straight to its classifier
                 scores = await self.core.score_dense(target, plan, block, context.time_remaining())
+                if select:
+                    scores = pick(scores, select)
                 response = scorer_pb2.ScoreResponse(model=target.name, version=target.version)
                 encoded = encode_columns(block.shape[0], scores)
                 if encoded is None:

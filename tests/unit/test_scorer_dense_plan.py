@@ -101,11 +101,22 @@ async def test_planned_calls_reply_byte_for_byte_as_the_general_path(
     order = names[::-1]  # another order: the general path decodes it
     reordered = await score(frame=dense_frame(order, rows[:, ::-1]))
     assert planned == columnar == reordered
-    # a request that selects columns or wants its inputs back takes the general path, as before
-    selected = await running.scorer.Score(
-        scorer_pb2.ScoreRequest(model="fraud", frame=dense_frame(names, rows), select=["probability"])
+    # selected outputs come in the order asked, as the general path sends them; a request for an input
+    # column or for the inputs back takes the general path
+    for select in (["probability"], ["prediction", "raw_prediction"], [names[0], "probability"]):
+        assert await score(frame=dense_frame(names, rows), select=select) == await score(
+            frame=dense_frame(order, rows[:, ::-1]), select=select
+        )
+    picked = await running.scorer.Score(
+        scorer_pb2.ScoreRequest(
+            model="fraud", frame=dense_frame(names, rows), select=["prediction", "probability"]
+        )
     )
-    assert [c.name for c in selected.frame.columns] == ["probability"]
+    assert [c.name for c in picked.frame.columns] == ["prediction", "probability"]
+    with_inputs = await running.scorer.Score(
+        scorer_pb2.ScoreRequest(model="fraud", frame=dense_frame(names, rows), include_inputs=True)
+    )
+    assert [c.name for c in with_inputs.frame.columns] == [*names, *plan.output_names]
     # a block of the plan's names with the wrong number of values is refused by the general decoder
     bad = dense_frame(names, rows)
     bad.dense.values = bad.dense.values[:-8]
