@@ -63,11 +63,42 @@ def fixed_reply_handler(reply: bytes) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(SCORER_SERVICE, {"Score": method})
 
 
-async def serve(reply: bytes, host: str, port: int) -> int:
-    """Serve until SIGTERM or SIGINT; prints `listening on HOST:PORT` once ready."""
-    await serve_bare(
-        fixed_reply_handler(reply), SCORER_SERVICE, host, port, f"fixed reply of {len(reply)} bytes"
-    )
+def kernel_handler(reply: bytes, bundle: Path) -> grpc.GenericRpcHandler:
+    """`rtscore.v1.Scorer/Score` that parses each request and scores its dense rows with the bundle's
+    own classifier (its `DensePlan`: the forest kernel and the probabilities), then answers `reply`:
+    the floor plus the model's work, served, and nothing of the scorer's service around it."""
+    from scorer.bundle.model import load_bundle
+    from scorer.bundle.plan import dense_plan
+    from scorer.service.dense_frames import planned_block
+
+    loaded = load_bundle(bundle)
+    plan = dense_plan(loaded.root_op, loaded.input_schema, loaded.output_schema)
+    if plan is None:
+        raise InvalidArgument(
+            f"{bundle}: not an assembler of doubles feeding one classifier; no kernel floor"
+        )
+    parse, names = scorer_pb2.ScoreRequest.FromString, plan.names
+
+    async def score(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        block = planned_block(parse(request).frame, names)
+        if block is not None:
+            plan.run(block)
+            return reply
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "send a dense block of the bundle's inputs")
+        raise AssertionError("unreachable: abort raises")
+
+    method = grpc.unary_unary_rpc_method_handler(score)
+    return grpc.method_handlers_generic_handler(SCORER_SERVICE, {"Score": method})
+
+
+async def serve(reply: bytes, host: str, port: int, kernel_of: Path | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; prints `listening on HOST:PORT` once ready. With `kernel_of` (a
+    bundle), each call's rows are scored by that bundle's kernel before the reply is sent."""
+    if kernel_of is None:
+        handler, what = fixed_reply_handler(reply), f"fixed reply of {len(reply)} bytes"
+    else:
+        handler, what = kernel_handler(reply, kernel_of), f"{kernel_of.name}'s kernel, then a fixed reply"
+    await serve_bare(handler, SCORER_SERVICE, host, port, what)
     return 0
 
 
@@ -94,7 +125,7 @@ async def serve_bare(handler: grpc.GenericRpcHandler, service: str, host: str, p
     await server.stop(1.0)
 
 
-def supervise(reply: bytes, host: str, port: int, workers: int) -> int:
+def supervise(reply: bytes, host: str, port: int, workers: int, kernel_of: Path | None = None) -> int:
     """Run `workers` bare servers on one port until SIGTERM or SIGINT, then stop them all."""
     from scorer.service.workers import reserve_port
 
@@ -108,6 +139,8 @@ def supervise(reply: bytes, host: str, port: int, workers: int) -> int:
         response.write(reply)
         response.flush()
         command = [sys.executable, "-m", "benchmarks.floor_server", "--response", response.name]
+        if kernel_of is not None:
+            command += ["--bundle", str(kernel_of), "--kernel"]
         try:
             for _ in range(workers):
                 proc = subprocess.Popen(
@@ -139,6 +172,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port, printed once listening")
     parser.add_argument("--workers", type=int, default=1, help="server processes on the one port (default 1)")
+    parser.add_argument(
+        "--kernel",
+        action="store_true",
+        help="score each request's dense rows with --bundle's kernel before replying (the kernel floor)",
+    )
 
 
 def read_message(path: Path, kind: type[Message]) -> bytes:
@@ -174,10 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.workers < 1:
             raise InvalidArgument(f"--workers must be at least 1, got {args.workers}")
+        if args.kernel and args.bundle is None:
+            raise InvalidArgument("--kernel scores with --bundle: give it")
         reply = reply_from(args)
+        kernel_of = args.bundle if args.kernel else None
         if args.workers > 1:
-            return supervise(reply, args.host, args.port, args.workers)
-        return uvloop.run(serve(reply, args.host, args.port))
+            return supervise(reply, args.host, args.port, args.workers, kernel_of)
+        return uvloop.run(serve(reply, args.host, args.port, kernel_of))
     except RtscoreError as err:
         print(f"floor server: {err}", file=sys.stderr)
         return 1

@@ -154,9 +154,12 @@ def rtscore_scorer(bundle: Path, model: str, workers: int, extra: Sequence[str] 
     )
 
 
-def floor_server(bundle: Path, frame: Path, model: str, workers: int = 1) -> ServerProcess:
+def floor_server(
+    bundle: Path, frame: Path, model: str, workers: int = 1, kernel: bool = False
+) -> ServerProcess:
     """The `floor` target: a bare grpc.aio server sending the scorer's reply to `frame`'s first row, in
-    `workers` processes on one port (named `floor-N` when more than one)."""
+    `workers` processes on one port (named `floor-N` when more than one); with `kernel`, the
+    `kernel-floor` target, which first scores each request's dense rows with the bundle's kernel."""
     command = [
         sys.executable,
         "-m",
@@ -167,7 +170,10 @@ def floor_server(bundle: Path, frame: Path, model: str, workers: int = 1) -> Ser
         str(frame),
     ]
     command += ["--model", model, "--port", "0", "--workers", str(workers)]
-    return ServerProcess("floor" if workers == 1 else f"floor-{workers}", command, _BIG_MODEL_STARTUP_S)
+    name = "kernel-floor" if kernel else "floor"
+    if kernel:
+        command.append("--kernel")
+    return ServerProcess(name if workers == 1 else f"{name}-{workers}", command, _BIG_MODEL_STARTUP_S)
 
 
 def relay_floor(scorer: str, redis_url: str, request: Path) -> ServerProcess:

@@ -1,5 +1,5 @@
 """`rtscore bench scorer --quick` runs end to end: latency, CPU per call and memory of 1 and 2 workers,
-each beside the transport floor of as many processes."""
+each beside the transport floor of as many processes (and one worker beside the kernel floor)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,15 @@ def test_quick_scorer_bench_reports_both_worker_counts(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "two workers / one:" in done.stdout
     report = json.loads(out.read_text())
-    names = ["floor@200", "rtscore-1@200", "floor-2@200", "floor-2@400", "rtscore-2@200", "rtscore-2@400"]
+    names = [
+        "floor@200",
+        "kernel-floor@200",
+        "rtscore-1@200",
+        "floor-2@200",
+        "floor-2@400",
+        "rtscore-2@200",
+        "rtscore-2@400",
+    ]
     assert [run["name"] for run in report["runs"]] == names
     # every scorer run is read against the floor of as many processes at its rate
     over = [(r["run"], r["over"]) for r in report["scorer"]["over_floor"]]
@@ -29,7 +37,15 @@ def test_quick_scorer_bench_reports_both_worker_counts(tmp_path: Path) -> None:
         ("rtscore-2@200", "floor-2@200"),
         ("rtscore-2@400", "floor-2@400"),
     ]
-    assert set(report["scorer"]["highest_rate_p99_10ms"]) == {"floor", "rtscore-1", "floor-2", "rtscore-2"}
+    held = {"floor", "kernel-floor", "rtscore-1", "floor-2", "rtscore-2"}
+    assert set(report["scorer"]["highest_rate_p99_10ms"]) == held
+    # one process is also read against the kernel floor: the floor plus the model's kernel on each call's
+    # rows (its runs answered every call, so every request decoded as the plan's dense block)
+    kernel = [r["kernel_floor"] for r in report["scorer"]["over_floor"]]
+    assert kernel[0] is not None
+    assert kernel[0]["p50"] > 0
+    assert kernel[1:] == [None, None]
+    assert "beyond served kernel" in done.stdout
     assert "extra cpu ms/call" in done.stdout
     transform = report["scorer"]["transform_ms"]
     assert 0 < transform["p50"] <= transform["p99"]
@@ -41,8 +57,8 @@ def test_quick_scorer_bench_reports_both_worker_counts(tmp_path: Path) -> None:
         assert run["errors"] == {}
         assert run["server_cpu_ms"]["total"] > 0
         assert run["server_cpu_ms"]["event_loop"] > 0
-    assert report["runs"][1]["client"]["channels"] == 1
-    assert report["runs"][4]["client"]["channels"] == 8
+    assert report["runs"][2]["client"]["channels"] == 1
+    assert report["runs"][5]["client"]["channels"] == 8
     memory = report["scorer"]["memory"]
     assert memory["rtscore-1"]["processes"] == 1
     assert memory["rtscore-2"]["processes"] == 3

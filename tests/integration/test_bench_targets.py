@@ -165,3 +165,38 @@ def test_floor_answers_with_the_scorers_own_reply() -> None:
     ours, theirs = (scorer_pb2.ScoreResponse.FromString(replies[n]) for n in ("floor", "rtscore-1"))
     assert (ours.model, ours.version) == (theirs.model, theirs.version)
     _assert_same_frames(ours.frame, theirs.frame)
+
+
+def test_the_kernel_floor_scores_dense_rows_of_a_planned_bundle_and_refuses_anything_else(
+    tmp_path: Path,
+) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    from benchmarks.fixture import frame_json
+    from scorer.export import export_sklearn
+    from scorer.service.dense_frames import dense_frame
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 4))
+    forest = RandomForestClassifier(n_estimators=4, max_depth=5, random_state=0).fit(x, x[:, 0] > 0)
+    bundle = export_sklearn(forest, tmp_path / "rf.zip", name="rf")
+    loaded = load_bundle(bundle)
+    names = [f.name for f in loaded.input_schema]
+    frame = tmp_path / "frame.json"
+    frame.write_text(json.dumps(frame_json(x[:3], names)))
+    kernel = floor_server(bundle, frame, "bench", kernel=True)
+    with kernel, grpc.insecure_channel(kernel.target) as channel:
+        assert kernel.name == "kernel-floor"
+        call = channel.unary_unary("/rtscore.v1.Scorer/Score")
+        dense = scorer_pb2.ScoreRequest(model="bench", frame=dense_frame(names, x[:2]))
+        reply = scorer_pb2.ScoreResponse.FromString(call(dense.SerializeToString(), timeout=30))
+        assert reply.model == "bench"
+        assert [c.name for c in reply.frame.columns] == [f.name for f in loaded.output_schema]
+        columnar = scorer_pb2.ScoreRequest(model="bench", frame=to_frame(json.loads(frame.read_text()), [0]))
+        with pytest.raises(grpc.RpcError) as refused:
+            call(columnar.SerializeToString(), timeout=30)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert call(dense.SerializeToString(), timeout=30)  # and it keeps serving
+    demo = floor_server(FIXTURES / "demo.zip", FIXTURES / "frame.demo.json", "bench", kernel=True)
+    with pytest.raises(Unavailable, match="no kernel floor"):
+        demo.start()

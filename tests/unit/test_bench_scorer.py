@@ -72,6 +72,8 @@ def _run(name: str, rate: float, p50: float, p99: float, cpu: float, errors: int
 def test_each_scorer_run_is_read_against_the_floor_of_as_many_processes_at_its_rate() -> None:
     runs = [
         _run("floor@500", 500, 0.5, 2.0, 0.40),
+        _run("kernel-floor@500", 500, 0.6, 2.4, 0.50),
+        _run("kernel-floor@1000", 1000, 0.6, 2.4, 0.50),  # one process: not rtscore-2's kernel floor
         _run("rtscore-1@500", 500, 0.65, 3.0, 0.55),
         _run("floor-2@1000", 1000, 0.4, 1.0, 0.30),
         _run("rtscore-2@1000", 1000, 0.6, 2.5, 0.50),
@@ -82,9 +84,10 @@ def test_each_scorer_run_is_read_against_the_floor_of_as_many_processes_at_its_r
 
     assert ratios == [
         {"run": "rtscore-1@500", "over": "floor@500", "rate": 500, "p50": 1.3, "p99": 1.5,
-         "extra_cpu_ms_per_call": 0.15, "beyond_transform_ms_per_call": 0.03},
+         "extra_cpu_ms_per_call": 0.15, "beyond_transform_ms_per_call": 0.03,
+         "kernel_floor": {"p50": 1.083, "p99": 1.25, "extra_cpu_ms_per_call": 0.05}},
         {"run": "rtscore-2@1000", "over": "floor-2@1000", "rate": 1000, "p50": 1.5, "p99": 2.5,
-         "extra_cpu_ms_per_call": 0.2, "beyond_transform_ms_per_call": 0.08},
+         "extra_cpu_ms_per_call": 0.2, "beyond_transform_ms_per_call": 0.08, "kernel_floor": None},
     ]  # fmt: skip
 
 
