@@ -6,12 +6,14 @@ One worker takes open-loop single-row calls at `--rate` for `--seconds`; two wor
 of rates up to `--top-rate`. Before each, the transport floor (`benchmarks.floor_server`, a bare grpc.aio
 server sending the scorer's reply, with as many processes) takes the same rates from the same client,
 and the scorer is read against it: p50 and p99 over the floor's, the server CPU per call beyond the
-floor's, and for each the highest rate held at p99 <= 10 ms. The load client is the native one where
-it is built (`--client python`: in this process, and a second one above `--one-client-up-to`), never
-inside the server. Beside each run's latency: the server's CPU per call split by thread (the event
-loop, the scoring threads, gRPC's own threads), which says where a call's time goes. Memory is the
-proportional set size (PSS) of each server's whole process tree once warm, so the memory-mapped forest
-that workers share is counted once, not once per worker.
+floor's, and for each the highest rate held at p99 <= 10 ms. One worker is also read against the kernel
+floor (`kernel-floor`: the floor that first scores each call's dense rows with the bundle's own
+classifier), which takes the model's work as served out of the comparison. The load client is the
+native one where it is built (`--client python`: in this process, and a second one above
+`--one-client-up-to`), never inside the server. Beside each run's latency: the server's CPU per call
+split by thread (the event loop, the scoring threads, gRPC's own threads), which says where a call's
+time goes. Memory is the proportional set size (PSS) of each server's whole process tree once warm, so
+the memory-mapped forest that workers share is counted once, not once per worker.
 """
 
 from __future__ import annotations
@@ -297,14 +299,14 @@ def floor_ratios(runs: Sequence[dict[str, Any]], transform_avg_ms: float = 0.0) 
         floor = by_name.get(f"{'floor' if workers == '1' else 'floor-' + workers}@{rate}")
         if floor is None or not run["latency_ms"] or not floor["latency_ms"]:
             continue
-        extra_cpu = _over(run, floor)["extra_cpu_ms_per_call"]
+        over = _over(run, floor)
         kernel = by_name.get(f"kernel-floor{'' if workers == '1' else '-' + workers}@{rate}")
         out.append({
             "run": run["name"],
             "over": floor["name"],
             "rate": run["rate"],
-            **_over(run, floor),
-            "beyond_transform_ms_per_call": round(extra_cpu - transform_avg_ms, 3),
+            **over,
+            "beyond_transform_ms_per_call": round(over["extra_cpu_ms_per_call"] - transform_avg_ms, 3),
             "kernel_floor": _over(run, kernel) if kernel is not None and kernel["latency_ms"] else None,
         })  # fmt: skip
     return out
