@@ -70,4 +70,7 @@ def dense_plan(root: Op, input_schema: Sequence[Field], output_schema: Sequence[
     plan = DensePlan(list(names), features, classifier)
     if [f.name for f in output_schema] != plan.output_names:
         return None
+    # every output a double or a tensor of doubles, so a reply encodes them as they come
+    if any(f.dtype.base != "double" or f.dtype.shape == "list" for f in output_schema):
+        return None
     return plan

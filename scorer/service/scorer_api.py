@@ -6,7 +6,7 @@ import grpc
 
 from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
 from rtscore.errors import InvalidArgument
-from scorer.bundle.plan import pick
+from scorer.bundle.plan import DensePlan, pick
 from scorer.frame import FrameError, LeapFrame
 from scorer.service.admin import AdminGuard
 from scorer.service.calls import CallRecorder, handled
@@ -53,21 +53,11 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
         """Score a frame."""
         target = self.core.table.resolve(request.model)
         wire = request.frame
-        plan, select = target.plan, request.select
-        if plan is not None and not (request.include_inputs or wire.columns) and plan.outputs_all(select):
-            block = planned_block(wire, plan.names)
-            if block is not None:  # the model's inputs in its order: straight to its classifier
-                scores = await self.core.score_dense(target, plan, block, context.time_remaining())
-                if select:
-                    scores = pick(scores, select)
-                response = scorer_pb2.ScoreResponse(model=target.name, version=target.version)
-                encoded = encode_columns(block.shape[0], scores)
-                if encoded is None:
-                    fields, arrays = zip(*scores, strict=True)
-                    response.frame.CopyFrom(to_wire_frame(LeapFrame(fields, arrays, block.shape[0])))
-                else:
-                    response.frame.MergeFromString(encoded)
-                return response
+        plan = target.plan
+        if plan is not None and not (request.include_inputs or wire.columns):
+            planned = await self._score_planned(target, plan, request, context)
+            if planned is not None:
+                return planned
         # a dense block is decoded and fitted as a whole; all-double columns by their recorded layout
         decoder = target.dense_frames if has_dense(wire) else target.double_frames
         frame: LeapFrame | None = decoder.decode(wire)
@@ -95,6 +85,27 @@ class ScorerServicer(scorer_pb2_grpc.ScorerServicer):
             response.frame.CopyFrom(to_wire_frame(out, names))
         else:
             response.frame.MergeFromString(encoded)
+        return response
+
+    async def _score_planned(
+        self,
+        target: HostedModel,
+        plan: DensePlan,
+        request: scorer_pb2.ScoreRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> scorer_pb2.ScoreResponse | None:
+        """The reply when the request is a dense block of the model's inputs in its order asking for
+        outputs only: scored straight through the classifier. None: the general path scores it."""
+        select = request.select
+        block = planned_block(request.frame, plan.names) if plan.outputs_all(select) else None
+        if block is None:
+            return None
+        scores = await self.core.score_dense(target, plan, block, context.time_remaining())
+        encoded = encode_columns(block.shape[0], pick(scores, select) if select else scores)
+        if encoded is None:  # a plan's outputs are all doubles (see dense_plan): not reached
+            return None
+        response = scorer_pb2.ScoreResponse(model=target.name, version=target.version)
+        response.frame.MergeFromString(encoded)
         return response
 
     @handled("GetModel")
