@@ -138,7 +138,8 @@ def connections_for(workers: int) -> int:
 
     The kernel hands each new connection to a worker by a hash of its addresses, and every call on a
     connection goes to that worker; four connections per worker leave one idle in under 1% of cases
-    (two workers), where one connection per worker would do so half the time.
+    (two workers), where one connection per worker would do so half the time. The native client then
+    moves calls off the connections of a busier worker (benchmarks/README.md).
     """
     return 1 if workers <= 1 else 4 * workers
 

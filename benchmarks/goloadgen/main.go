@@ -62,7 +62,7 @@ func parseFlags(args []string) (config, error) {
 	flags.IntVar(&c.count, "count", 0, "measured calls instead of a duration")
 	flags.Float64Var(&warmup, "warmup", 1, "seconds sent but not measured")
 	flags.IntVar(&c.concurrency, "concurrency", 1, "closed loop: callers")
-	flags.IntVar(&c.channels, "channels", 1, "connections, calls spread over them in turn")
+	flags.IntVar(&c.channels, "channels", 1, "connections; a call leaves on the one in turn unless another is clearly less loaded")
 	flags.Float64Var(&timeout, "timeout", 10, "deadline of every call, seconds")
 	flags.Uint64Var(&c.seed, "seed", 0, "seed of the Poisson arrivals")
 	flags.IntVar(&c.maxInFlight, "max-in-flight", 10000, "open loop: calls outstanding at most (then sends wait, and count as late)")

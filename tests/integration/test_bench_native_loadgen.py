@@ -129,6 +129,33 @@ async def test_closed_loop_sends_exactly_the_count_over_every_connection() -> No
     assert min(calls_by_peer.values()) >= 40
 
 
+class OneSlowConnection(StallingScorer):
+    """Answers calls on the first connection it sees after `slow_s`, every other connection at once: a
+    worker behind a SO_REUSEPORT port that is busier than its peers, as its connections see it."""
+
+    def __init__(self, slow_s: float) -> None:
+        super().__init__()
+        self.slow_s = slow_s
+
+    async def Score(self, request: scorer_pb2.ScoreRequest, context: Any) -> scorer_pb2.ScoreResponse:  # noqa: N802
+        self.peers.append(context.peer())
+        if context.peer() == self.peers[0]:
+            await asyncio.sleep(self.slow_s)
+        return scorer_pb2.ScoreResponse(model=request.model, frame=frame_pb2.Frame(rows=1))
+
+
+async def test_calls_move_off_a_connection_whose_server_is_slower() -> None:
+    # In turn, each of four connections would take a quarter of the calls whatever it answers in.
+    servicer = OneSlowConnection(slow_s=0.02)
+    async for target in _serve(servicer):
+        spec = LoadSpec(target, rate=200.0, channels=4, duration=2.0, warmup=0.0)
+        result = await _run(spec, REQUESTS[:3])
+    assert not result.recorder.errors
+    slow_share = servicer.peers.count(servicer.peers[0]) / len(servicer.peers)
+    assert slow_share < 0.1, f"the slow connection took {slow_share:.0%} of the calls"
+    assert len(set(servicer.peers)) == 4
+
+
 async def test_requests_of_another_method_and_absent_servers_are_refused_before_sending() -> None:
     servicer = StallingScorer()
     async for target in _serve(servicer):
