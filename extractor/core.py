@@ -8,13 +8,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import grpc
+
 from extractor.features import FeatureExtractor
 from extractor.frames import RowEncoder, fraud_probability
 from extractor.metrics import ExtractorMetrics
+from extractor.model_watch import ModelWatch
 from extractor.shadow import ShadowProducer, ShadowSample, shadow_record
 from extractor.velocity import VelocityStore
 from protos.rtscore.v1 import extractor_pb2, frame_pb2, scorer_pb2
-from rtscore.errors import InvalidArgument, Unavailable
+from rtscore.errors import FailedPrecondition, InvalidArgument, Unavailable
+from scorer.client.errors import ScorerCallError
 
 Metadata = Sequence[tuple[str, str]]
 _ACTION_NAMES = {
@@ -102,6 +106,7 @@ class ExtractorCore:
         dense_frames: bool = False,
         shadow: Shadow | None = None,
         metrics: ExtractorMetrics | None = None,
+        watch: ModelWatch | None = None,
     ) -> None:
         self.features = features
         self.store = store
@@ -111,6 +116,7 @@ class ExtractorCore:
         self.score_timeout_s = score_timeout_s
         self.shadow = shadow
         self.metrics = metrics
+        self.watch = watch
         self._encoder = RowEncoder(features.names, dense=dense_frames)
         self._select = ("probability",)
 
@@ -131,8 +137,18 @@ class ExtractorCore:
             timeout = min(timeout, deadline_s - (scoring_started - started))
             if timeout <= 0:
                 raise Unavailable("the call's deadline passed before scoring could start")
-        scored = await self.scoring.score(self.model, frame, timeout, metadata, select=self._select)
+        try:
+            scored = await self.scoring.score(self.model, frame, timeout, metadata, select=self._select)
+        except ScorerCallError as err:
+            if err.code is not grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            # the transaction was valid; the frame the spec made is what the model refused
+            if self.watch is None:
+                raise FailedPrecondition(f"{err.endpoint} refused the features: {err.details}") from None
+            raise self.watch.refused(err) from None
         done = clock()
+        if self.watch is not None and self.watch.problem is not None:
+            self.watch.served()
         score = fraud_probability(scored.response)
         action = self.thresholds.action(score)
         response = scored.response

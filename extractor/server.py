@@ -20,6 +20,7 @@ from extractor.core import ExtractorCore, Shadow, Thresholds
 from extractor.features import FeatureExtractor
 from extractor.grpc_api import ExtractorServicer
 from extractor.metrics import ExtractorMetrics
+from extractor.model_watch import ModelWatch
 from extractor.settings import ExtractorSettings
 from extractor.shadow import ShadowProducer, ShadowSample
 from extractor.spec import load_spec
@@ -61,13 +62,15 @@ class ExtractorServer:
             stack.push_async_callback(self.store.close)
             self.pool = await stack.enter_async_context(self._pool())
             await self._check_model()
+            watch = ModelWatch(self.features.names, s.model, self._describe_model, self._model_fits)
+            stack.push_async_callback(watch.close)
             shadow = self._shadow()
             if shadow is not None:
                 stack.callback(shadow.producer.close)
             self.core = ExtractorCore(
                 self.features, self.store, self.pool, s.model,
                 thresholds=Thresholds(s.review_at, s.decline_at), score_timeout_s=s.score_timeout_s,
-                dense_frames=s.dense_frames, shadow=shadow, metrics=self.metrics,
+                dense_frames=s.dense_frames, shadow=shadow, metrics=self.metrics, watch=watch,
             )  # fmt: skip
             if s.metrics_port is not None:
                 self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
@@ -127,8 +130,19 @@ class ExtractorServer:
             await self.pool.wait_ready(s.model, timeout=s.wait_ready_s)
         except Unavailable as err:
             raise Unavailable(f"no scorer hosts {s.model} within {s.wait_ready_s:.0f}s: {err}") from None
-        inputs = await _model_inputs(self.pool.endpoints(), s.model, self.pool.credentials)
-        require_match(self.features.names, inputs, s.model)
+        require_match(self.features.names, await self._describe_model(), s.model)
+
+    async def _describe_model(self) -> list[frame_pb2.FieldSpec]:
+        return await _model_inputs(self.pool.endpoints(), self.settings.model, self.pool.credentials)
+
+    async def _model_fits(self, fits: bool) -> None:
+        """Health follows the model's fit with the spec once serving (`ModelWatch`)."""
+        if self._draining:
+            return
+        statuses = health_pb2.HealthCheckResponse
+        status = statuses.SERVING if fits else statuses.NOT_SERVING
+        for name in ("", SERVICE):
+            await self.health.set(name, status)
 
     def _shadow(self) -> Shadow | None:
         s = self.settings

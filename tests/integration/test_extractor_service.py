@@ -1,5 +1,6 @@
 """The extractor as an operator runs it: real scorer and extractor processes, `rtscore evaluate`,
-bad input fuzzed over Evaluate, a spec that does not fit the model, and no ready scorer."""
+bad input fuzzed over Evaluate, a spec that does not fit the model (at start and after a swap of the
+served model), and no ready scorer."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from extractor.transactions import transaction_from_json
-from protos.rtscore.v1 import extractor_pb2, extractor_pb2_grpc
+from protos.rtscore.v1 import extractor_pb2, extractor_pb2_grpc, scorer_pb2, scorer_pb2_grpc
 from tests.integration.cli_run import rtscore
-from tests.integration.extractor_processes import Served, fraud_files, scorer
+from tests.integration.extractor_processes import Served, fraud_files, scorer, started, wait_until
+from tests.paths import ROOT
 
-__all__ = ["fraud_files"]
+__all__ = ["fraud_files", "started"]
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +146,46 @@ def test_a_spec_that_does_not_fit_the_model_stops_serve_once(
     assert "missing: the model reads 'risky_country'" in done.stderr
     assert "unused: the spec produces 'odd'" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_served_model_that_stops_fitting_the_spec_is_failed_precondition_until_it_fits_again(
+    fraud_files: tuple[Path, Path], started: list[Served], tmp_path: Path
+) -> None:
+    bundle, traffic = fraud_files
+    one = scorer(bundle, tmp_path / "cache")
+    started.append(one)
+    extractor = Served("extractor", "serve", "--scorers", one.target, "--model", "fraud", "--wait-ready", "9")
+    started.append(extractor)
+    tx = _first_transactions(traffic, 1)[0]
+    other = ROOT.parent / "shared" / "fixtures" / "mleap" / "airbnb.model.lr.zip"
+    with grpc.insecure_channel(one.target) as to_scorer, grpc.insecure_channel(extractor.target) as channel:
+        load = scorer_pb2_grpc.ScorerStub(to_scorer).LoadModel
+        stub = extractor_pb2_grpc.ExtractorStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+
+        def status() -> int:
+            return health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+
+        assert stub.Evaluate(tx, timeout=5).model == "fraud"
+        # another model takes the name, as a promotion or a load does: it reads none of the spec's columns
+        load(scorer_pb2.LoadModelRequest(name="fraud", path=str(other)), timeout=30)
+        refusals: list[grpc.RpcError] = []
+
+        def refused_naming_the_columns() -> bool:
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Evaluate(tx, timeout=5)
+            refusals.append(caught.value)
+            return "missing: the model reads" in (caught.value.details() or "")
+
+        wait_until(refused_naming_the_columns, 10.0, "a refusal naming the misfit")
+        assert {r.code() for r in refusals} == {grpc.StatusCode.FAILED_PRECONDITION}
+        assert "unused: the spec produces 'amount_log'" in (refusals[-1].details() or "")
+        wait_until(lambda: status() == health_pb2.HealthCheckResponse.NOT_SERVING, 10.0, "NOT_SERVING")
+
+        # the fraud bundle back (a rollback): calls are scored again and health recovers by itself
+        load(scorer_pb2.LoadModelRequest(name="fraud", path=str(bundle)), timeout=30)
+        wait_until(lambda: status() == health_pb2.HealthCheckResponse.SERVING, 10.0, "SERVING again")
+        assert stub.Evaluate(tx, timeout=5).transaction_id == tx.id
 
 
 def test_no_ready_scorer_is_unavailable_within_the_deadline(
