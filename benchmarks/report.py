@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,26 @@ def machine_info() -> dict[str, Any]:
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         # Other work on the machine shifts every number; the load average says how much there was.
         "load_average": [round(v, 2) for v in os.getloadavg()],
+        "python_loop_ms": python_loop_ms(),
         "versions": versions,
     }
+
+
+def python_loop_ms(iterations: int = 1_000_000) -> float:
+    """The best of three timings of a plain Python loop of `iterations` additions, in ms.
+
+    The same VM runs every figure 1.5-2x slower in some hours than in others, the floor's included; the
+    ratios measured side by side in one run hold, but two recordings are comparable only with how fast
+    the machine was at each: this is that speed, taken when the report is written.
+    """
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(iterations):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1e3, 1)
 
 
 def _cpu_model() -> str:

@@ -112,6 +112,7 @@ def test_report_writes_json_and_png(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert data["fixture"] == {"trees": 3}
     assert data["machine"]["cores"] >= 1
+    assert data["machine"]["python_loop_ms"] > 0  # how fast the machine ran when the report was written
     assert data["runs"][0]["name"] == "before"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
