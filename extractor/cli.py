@@ -32,6 +32,12 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     serve.add_argument("--scorers", help="static scorer endpoints, H:P,H:P,…")
     serve.add_argument("--registry", help="registry address whose membership lists the scorers")
     serve.add_argument("--pool", default="default", help="scorer pool in the registry (default: default)")
+    serve.add_argument(
+        "--scorer-connections",
+        type=int,
+        default=1,
+        help="connections to each scorer address (default 1); about 4 x N for scorers of --workers N",
+    )
     serve.add_argument("--environment", default="production", help="environment of the pool")
     serve.add_argument("--model", default="fraud:champion", help="model: name, name@version or role alias")
     follow = serve.add_argument_group("credentials for the registry and the scorers")
@@ -112,7 +118,8 @@ def _serve(args: argparse.Namespace) -> int:
     given = {
         "host": args.host, "port": args.port, "spec": args.spec, "model": args.model,
         "scorers": [s for s in (args.scorers or "").split(",") if s], "registry": args.registry,
-        "pool": args.pool, "environment": args.environment, "review_at": args.review_at,
+        "pool": args.pool, "scorer_connections": args.scorer_connections,
+        "environment": args.environment, "review_at": args.review_at,
         "decline_at": args.decline_at, "score_timeout_s": args.score_timeout_ms / 1e3,
         "wait_ready_s": args.wait_ready, "velocity": args.velocity, "shadow_topic": args.shadow_topic,
         "shadow_fraction": args.shadow_fraction, "shadow_key": args.shadow_key,

@@ -121,7 +121,10 @@ class ExtractorServer:
         else:
             raise InvalidArgument("name the scorers (--scorers H:P,…) or a registry and pool")
         scorers_tls = optional_channel_credentials(s.scorer_ca, s.scorer_cert, s.scorer_key)
-        return ScorerPool(source, PoolSettings(default_timeout_s=s.score_timeout_s), scorers_tls)
+        pool = PoolSettings(
+            default_timeout_s=s.score_timeout_s, connections_per_endpoint=s.scorer_connections
+        )
+        return ScorerPool(source, pool, scorers_tls)
 
     async def _check_model(self) -> None:
         """FAILED_PRECONDITION, once, when the spec's features are not exactly the model's inputs."""

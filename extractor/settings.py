@@ -40,6 +40,9 @@ class ExtractorSettings(BaseSettings):
     """PEM client certificate for scorers that want mutual TLS (with scorer_key)."""
     scorer_key: Path | None = None
     """PEM private key of scorer_cert."""
+    scorer_connections: int = Field(default=1, ge=1, le=64)
+    """Connections to each scorer address: one reaches one worker of a scorer run with --workers N,
+    so give such scorers about 4 x N (`PoolSettings.connections_per_endpoint`)."""
     pool: str = "default"
     """Scorer pool name in the registry."""
     environment: str = "production"

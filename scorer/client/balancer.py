@@ -29,7 +29,7 @@ class Balancer:
         self.settings = settings
         self.credentials = credentials
         self.telemetry = telemetry
-        self.endpoints: dict[str, Endpoint] = {}
+        self.endpoints: dict[str, Endpoint] = {}  # by key: the address, or address#i for several connections
         # model -> picker; replaced, never mutated, so a call's one lookup sees a consistent set
         self.pickers: dict[str, Picker] = {}
         self._ready: dict[str, asyncio.Event] = {}
@@ -40,28 +40,32 @@ class Balancer:
 
     def set_endpoints(self, addresses: Iterable[str]) -> list[Endpoint]:
         """Make the endpoint set `addresses`; returns the endpoints that left (for the caller to close)."""
-        wanted = list(dict.fromkeys(addresses))
-        gone = [e for a, e in self.endpoints.items() if a not in wanted]
+        wanted = dict.fromkeys(addresses)
+        gone = [e for e in self.endpoints.values() if e.address not in wanted]
         for endpoint in gone:
-            del self.endpoints[endpoint.address]
+            del self.endpoints[endpoint.key]
             handle = self._readmit.pop(endpoint, None)
             if handle is not None:
                 handle.cancel()
+        connections = self.settings.connections_per_endpoint
         for address in wanted:
-            if address not in self.endpoints:
-                endpoint = Endpoint(address, self.settings, self.credentials, self.health_changed)
-                self.endpoints[address] = endpoint
+            for i in range(connections):
+                key = address if connections == 1 else f"{address}#{i}"
+                if key in self.endpoints:
+                    continue
+                endpoint = Endpoint(address, self.settings, self.credentials, self.health_changed, key)
+                self.endpoints[key] = endpoint
                 for model in self._ready:
                     endpoint.watch(model)
         self._rebuild(self._ready)
         self._membership_known.set()
         if gone:
-            log.info("scorers left the pool", extra={"endpoints": [e.address for e in gone]})
+            log.info("scorers left the pool", extra={"endpoints": sorted({e.address for e in gone})})
         return gone
 
     def health_changed(self, endpoint: Endpoint, model: str, serving: bool, reason: str) -> None:
         """A health watch saw `model` turn SERVING or not on `endpoint`."""
-        if self.endpoints.get(endpoint.address) is endpoint:
+        if self.endpoints.get(endpoint.key) is endpoint:
             self._rebuild((model,))
 
     def want(self, model: str) -> asyncio.Event:
@@ -80,7 +84,7 @@ class Balancer:
 
     def failed(self, endpoint: Endpoint) -> None:
         """An endpoint's calls keep failing: eject it for a backoff that doubles with each ejection."""
-        if endpoint.ejected or self.endpoints.get(endpoint.address) is not endpoint:
+        if endpoint.ejected or self.endpoints.get(endpoint.key) is not endpoint:
             return
         ready = [e for e in self.endpoints.values() if any(e.serving.values())]
         ejected = sum(1 for e in ready if e.ejected)
@@ -90,7 +94,7 @@ class Balancer:
         seconds = min(self.settings.eject_base_s * 2**endpoint.ejections, self.settings.eject_max_s)
         endpoint.ejections += 1
         self.telemetry.ejected(endpoint.address)
-        log.warning("scorer ejected", extra={"endpoint": endpoint.address, "seconds": seconds})
+        log.warning("scorer ejected", extra={"endpoint": endpoint.key, "seconds": seconds})
         loop = asyncio.get_running_loop()
         self._readmit[endpoint] = loop.call_later(seconds, self._return, endpoint)
         self._rebuild(self._ready)
@@ -127,7 +131,7 @@ class Balancer:
         parts = []
         for endpoint in self.endpoints.values():
             reason = endpoint.reasons.get(model, "not watched yet")
-            parts.append(f"{endpoint.address}: {'ejected' if endpoint.ejected else reason}")
+            parts.append(f"{endpoint.key}: {'ejected' if endpoint.ejected else reason}")
         return "; ".join(parts)
 
     def hosted_nowhere(self, model: str) -> bool:

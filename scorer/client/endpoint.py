@@ -34,8 +34,11 @@ class Endpoint:
         settings: PoolSettings,
         credentials: grpc.ChannelCredentials | None,
         on_health: HealthListener,
+        key: str | None = None,
     ) -> None:
         self.address = address
+        # the balancer's key: the address, or the address and the connection's number among several
+        self.key = key or address
         self.settings = settings
         options = settings.channel_options()
         if credentials is None:
@@ -69,7 +72,7 @@ class Endpoint:
         self.closed = False
 
     def __repr__(self) -> str:
-        return f"Endpoint({self.address!r})"
+        return f"Endpoint({self.key!r})"
 
     # --- the hot path -------------------------------------------------------------------------------
 

@@ -317,7 +317,9 @@ class ScorerPool:
 
     def endpoints(self) -> list[str]:
         """Addresses in the pool now."""
-        return list(self._balancer.endpoints) if self._balancer is not None else []
+        if self._balancer is None:
+            return []
+        return list(dict.fromkeys(e.address for e in self._balancer.endpoints.values()))
 
 
 def with_trace_context(metadata: Metadata) -> Metadata:

@@ -61,6 +61,11 @@ class PoolSettings:
     """Longest reconnect backoff."""
     max_message_bytes: int = 16 * 1024 * 1024
     """Largest request or response."""
+    connections_per_endpoint: int = 1
+    """Connections opened to each scorer address, each its own endpoint to the picker (health watched
+    and cost measured on each). A scorer of N worker processes on one SO_REUSEPORT port is reached
+    only through the worker that each connection drew, so one connection uses one of its workers: give
+    it about 4 x N (the kernel picks a connection's worker by a hash, so fewer can leave one idle)."""
     max_models: int = 256
     """Distinct model names the pool follows (one health watch per endpoint each); more are refused."""
 
@@ -79,9 +84,11 @@ class PoolSettings:
             raise InvalidArgument(f"ewma_weight must be within (0, 1], got {self.ewma_weight}")
         if not self.cost_tolerance >= 1:
             raise InvalidArgument(f"cost_tolerance must be at least 1, got {self.cost_tolerance}")
-        if min(self.max_attempts, self.eject_after_failures, self.batch_max_rows, self.max_models) < 1:
+        counts = (self.max_attempts, self.eject_after_failures, self.batch_max_rows, self.max_models)
+        if min(*counts, self.connections_per_endpoint) < 1:
             raise InvalidArgument(
-                "max_attempts, eject_after_failures, batch_max_rows and max_models must be at least 1"
+                "max_attempts, eject_after_failures, batch_max_rows, max_models and"
+                " connections_per_endpoint must be at least 1"
             )
         if not 0 <= self.max_ejected_share <= 1 or not 0 <= self.hedge_max_share <= 1:
             raise InvalidArgument("max_ejected_share and hedge_max_share must be within [0, 1]")

@@ -7,6 +7,7 @@ kernel's choice). Their downloads meet in the shared bundle cache, which fetches
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from rtscore.errors import Unavailable
@@ -52,7 +53,25 @@ def worker_env(settings: ScorerSettings, port: int, index: int) -> dict[str, str
 
 def _start(settings: ScorerSettings, port: int, index: int, args: Sequence[str]) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "rtscore.cli", "scorer", "serve", *args]
-    return subprocess.Popen(cmd, env=worker_env(settings, port, index), stdout=subprocess.PIPE, text=True)
+    env = worker_env(settings, port, index)
+    die_with = _die_with(os.getpid()) if sys.platform == "linux" else None
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=die_with)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(supervisor: int) -> Callable[[], None]:
+    """What a worker runs between fork and exec so that it drains (SIGTERM) when the supervisor dies,
+    even by SIGKILL or the OOM killer, instead of holding the port as an orphan nobody supervises."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != supervisor:  # it died before the signal was armed
+            os._exit(1)
+
+    return arm
 
 
 def _await_ready(proc: subprocess.Popen[str], index: int) -> str:
