@@ -20,10 +20,17 @@ class Picker:
         self._random = random.Random().random
 
     def pick(self, exclude: Collection[Endpoint] = ()) -> Endpoint | None:
-        """The cheaper of two distinct random endpoints not in `exclude` (None when there is none)."""
+        """The cheaper of two distinct random endpoints not in `exclude` (None when there is none).
+
+        A retry or a hedge goes to another scorer address when there is one: the other connections of
+        an address that just failed share its host, and often its fate.
+        """
         endpoints = self.endpoints
         if exclude:
-            endpoints = tuple(e for e in endpoints if e not in exclude)
+            tried = {e.address for e in exclude}
+            endpoints = tuple(e for e in self.endpoints if e.address not in tried) or tuple(
+                e for e in self.endpoints if e not in exclude
+            )
         n = len(endpoints)
         if n < 2:
             return endpoints[0] if n else None

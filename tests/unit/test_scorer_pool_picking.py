@@ -154,6 +154,33 @@ def test_settings_and_endpoints_that_cannot_work_are_refused() -> None:
     assert static_endpoints("127.0.0.1:1, 127.0.0.1:2").addresses == ["127.0.0.1:1", "127.0.0.1:2"]
 
 
+async def test_several_connections_per_address_are_endpoints_of_their_own_and_retries_leave_the_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(Endpoint, "watch", lambda self, model: None)  # health is fed by hand below
+    balancer = Balancer(PoolSettings(connections_per_endpoint=3), None, PoolTelemetry())
+    balancer.set_endpoints(["127.0.0.1:1", "127.0.0.1:2"])
+    balancer.want("m")
+    assert sorted(balancer.endpoints) == [f"127.0.0.1:{p}#{i}" for p in (1, 2) for i in range(3)]
+    assert len({id(e.channel) for e in balancer.endpoints.values()}) == 6
+    for endpoint in balancer.endpoints.values():
+        endpoint._set("m", True, "SERVING")
+    picker = balancer.pickers["m"]
+    assert len(picker) == 6
+    first = balancer.endpoints["127.0.0.1:1#0"]
+    # after a failure on one connection of :1, the retry goes to :2 while :2 has a ready connection
+    assert {picker.pick(exclude=[first]).address for _ in range(200)} == {"127.0.0.1:2"}  # type: ignore[union-attr]
+    others = [e for e in picker.endpoints if e.address == "127.0.0.1:2"]
+    assert {picker.pick(exclude=[first, *others]) for _ in range(200)} == {
+        balancer.endpoints["127.0.0.1:1#1"], balancer.endpoints["127.0.0.1:1#2"]
+    }  # fmt: skip
+    gone = balancer.set_endpoints(["127.0.0.1:2"])
+    assert {e.key for e in gone} == {"127.0.0.1:1#0", "127.0.0.1:1#1", "127.0.0.1:1#2"}
+    assert sorted(balancer.endpoints) == ["127.0.0.1:2#0", "127.0.0.1:2#1", "127.0.0.1:2#2"]
+    for endpoint in [*gone, *balancer.close()]:
+        await endpoint.close()
+
+
 async def test_health_and_ejection_rebuild_the_picker_and_ejected_endpoints_return(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
