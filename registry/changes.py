@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +10,7 @@ import asyncpg
 
 from registry.access import Caller
 from registry.errors import AbortedError
-from rtscore.errors import InvalidArgument, NotFound
+from rtscore.errors import FailedPrecondition, InvalidArgument, NotFound
 
 ROLES = ("shadow", "champion")
 
@@ -124,6 +125,48 @@ async def check_champion_unchanged(conn: asyncpg.Connection, target: Target) -> 
             f"a concurrent change made {winner} champion of {target.name} in {target.environment}"
             f" while this change to {target.label} waited; retry if it should still go ahead"
         )
+
+
+async def check_inputs_kept(conn: asyncpg.Connection, target: Target) -> None:
+    """FAILED_PRECONDITION when the version would replace a champion that reads other inputs.
+
+    The pool's extractors and shadow workers make the champion's features from their spec: a champion
+    that reads other columns would have every call refused until each of them changed spec. Such a
+    version is a new model, registered under a name of its own and rolled out beside this one.
+    """
+    champion = target.champion_seen
+    if champion is None or champion == target.version_id:
+        return
+    rows = await conn.fetch(
+        "SELECT id, version, input_schema FROM versions WHERE id = ANY($1::bigint[])",
+        [champion, target.version_id],
+    )
+    by_id = {row["id"]: row for row in rows}
+    old, new = by_id[champion], by_id[target.version_id]
+    problems = input_differences(old["input_schema"], new["input_schema"])
+    if problems:
+        raise FailedPrecondition(
+            f"{target.label} reads other inputs than {target.name}@{old['version']}, champion in"
+            f" {target.environment} ({'; '.join(problems)}): the pool's extractors and shadow workers make"
+            f" the champion's features, so its calls would be refused; register it as a model of its own"
+        )
+
+
+def input_differences(champion: list[dict[str, Any]], candidate: list[dict[str, Any]]) -> list[str]:
+    """One phrase per input column the candidate adds, drops or types otherwise; empty when they match."""
+
+    def types(schema: list[dict[str, Any]]) -> dict[str, str]:
+        return {field["name"]: json.dumps(field.get("type"), sort_keys=True) for field in schema}
+
+    was, now = types(champion), types(candidate)
+    problems = [f"reads {name!r}, which the champion does not" for name in now if name not in was]
+    problems += [f"does not read {name!r}" for name in was if name not in now]
+    problems += [
+        f"reads {name!r} as {now[name]}, the champion as {was[name]}"
+        for name in now
+        if name in was and now[name] != was[name]
+    ]
+    return problems
 
 
 async def record_event(

@@ -12,6 +12,7 @@ from registry.changes import (
     ROLES,
     Target,
     check_champion_unchanged,
+    check_inputs_kept,
     deployment_state,
     environment_row,
     load_target,
@@ -79,6 +80,7 @@ class Lifecycle:
                     )
                 if role == "champion":
                     await check_champion_unchanged(conn, target)
+                    await check_inputs_kept(conn, target)
                     await check_gate(conn, caller, target)
                     await self._demote_champion(conn, caller, target, reason)
                 row = await conn.fetchrow(
@@ -134,6 +136,7 @@ class Lifecycle:
                     raise FailedPrecondition(f"{target.label} is already retired in {environment}")
                 if role == "champion":
                     await check_champion_unchanged(conn, target)
+                    await check_inputs_kept(conn, target)
                     await check_gate(conn, caller, target)
                     await self._demote_champion(conn, caller, target, reason)
                 await conn.execute(SET_ROLE, current["id"], role, reason, caller.name)

@@ -248,3 +248,28 @@ async def test_unknown_environment_is_named(team: Team, tmp_path: Path) -> None:
     )
     assert code == grpc.StatusCode.NOT_FOUND
     assert "unknown environment 'staging': known are integration, qa, production" in message
+
+
+async def test_a_version_reading_other_inputs_cannot_replace_the_champion(team: Team, tmp_path: Path) -> None:
+    await team.author.register("contract", bundle_variant(tmp_path, "contract-1"))
+    await team.author.register("contract", bundle_variant(tmp_path, "contract-2", "airbnb.model.lr.zip"))
+    await team.author.register("contract", bundle_variant(tmp_path, "contract-3"))
+    await team.author.call("Deploy", deploy_request("contract", 1, "integration", "champion"))
+    for version in (2, 3):
+        await team.author.call("Deploy", deploy_request("contract", version, "integration", "shadow"))
+    code, message = await status_of(team.approver.call("Promote", change("contract", 2, "integration")))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "contract@2 reads other inputs than contract@1, champion in integration" in message
+    assert "reads 'bathrooms', which the champion does not" in message
+    assert "does not read 'demo:a'" in message
+    assert "register it as a model of its own" in message
+    # the same inputs in other bytes (a retrained model) replace it as ever
+    promoted = await team.approver.call("Promote", change("contract", 3, "integration"))
+    assert promoted.role == "champion"
+    # deployed straight as champion, the same check
+    await team.author.register("contract", bundle_variant(tmp_path, "contract-4", "airbnb.model.lr.zip"))
+    code, message = await status_of(
+        team.author.call("Deploy", deploy_request("contract", 4, "integration", "champion"))
+    )
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "contract@4 reads other inputs than contract@3" in message
