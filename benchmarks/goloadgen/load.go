@@ -80,8 +80,8 @@ type lane struct {
 // Balancing over connections: the kernel hands each connection to one worker of a SO_REUSEPORT server
 // by a hash, so calls spread over them in turn would load workers by how many connections each drew
 // (six or more of eight on one worker in 29% of runs). A call instead leaves on the connection in turn
-// unless another costs less by more than balanceTolerance, a connection's cost being its average
-// latency times its calls in flight plus one, the way the pool client weighs scorers. The average
+// unless another drawn at random costs less by more than balanceTolerance, a connection's cost being
+// its average latency times its calls in flight plus one, the way the pool client weighs scorers. The average
 // decays toward zero over rttDecay of idleness, so a connection passed over after a slow spell is
 // tried again.
 const (
@@ -136,26 +136,21 @@ func (r *runner) call(index int, start time.Time) (uint32, time.Duration) {
 	return uint32(status.Code(err)), latency
 }
 
-// pick is the connection call `index` leaves on: the one in turn, unless another is clearly cheaper.
+// pick is the connection call `index` leaves on: the one in turn, unless one other drawn at random is
+// clearly cheaper (two choices, not the cheapest of all: calls sent on the same stale costs would all
+// pile onto the one connection that looked cheapest).
 func (r *runner) pick(index int) *lane {
 	n := len(r.lanes)
 	turn := &r.lanes[index%n]
 	if n == 1 {
 		return turn
 	}
+	other := &r.lanes[(index+1+rand.IntN(n-1))%n]
 	now := int64(time.Since(r.t0))
-	best, bestCost := turn, r.cost(turn, now)
-	turnCost := bestCost
-	for k := 1; k < n; k++ {
-		l := &r.lanes[(index+k)%n]
-		if c := r.cost(l, now); c < bestCost {
-			best, bestCost = l, c
-		}
+	if r.cost(turn, now) > balanceTolerance*r.cost(other, now) {
+		return other
 	}
-	if turnCost <= balanceTolerance*bestCost {
-		return turn
-	}
-	return best
+	return turn
 }
 
 func (r *runner) cost(l *lane, now int64) float64 {
