@@ -115,7 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
     from scorer.service import logs
     from scorer.service.server import serve
     from scorer.service.settings import ScorerSettings
-    from scorer.service.workers import run_workers
+    from scorer.service.workers import end_with_supervisor, run_workers
 
     given = {field: getattr(args, flag) for flag, field in _SETTINGS_FLAGS.items()}
     if args.load_dir:
@@ -129,6 +129,7 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure(settings.log_level)
     if settings.workers > 1:
         return run_workers(settings, args.model, args.canary)
+    end_with_supervisor()
     if settings.event_loop == "uvloop":
         import uvloop
 

@@ -1,4 +1,5 @@
-"""`--workers N`: N scorer processes on one port (SO_REUSEPORT), supervised by this process.
+"""`--workers N`: N scorer processes on one port (SO_REUSEPORT), supervised by this process, which
+replaces a worker that exits (a crash, the OOM killer) while the others keep serving the port.
 
 Following a registry, every worker follows it and heartbeats the one endpoint they share, so the host
 appears once in the membership (the endpoint is what a client can reach; which worker answers is the
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
@@ -23,6 +25,13 @@ from rtscore.errors import Unavailable
 from scorer.service.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
+# A worker that exits after serving this long is replaced at once; one that dies younger (or never
+# starts) is replaced after a delay doubling from _RESTART_MIN_S to _RESTART_MAX_S, so a worker that
+# cannot live costs the host one start every half minute, not a start loop.
+_STABLE_S = 10.0
+SUPERVISOR_ENV = "RTSCORE_WORKER_OF"  # a worker's environment names its supervisor's pid
+_RESTART_MIN_S = 0.5
+_RESTART_MAX_S = 30.0
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -53,37 +62,63 @@ def worker_env(settings: ScorerSettings, port: int, index: int) -> dict[str, str
 
 def _start(settings: ScorerSettings, port: int, index: int, args: Sequence[str]) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "rtscore.cli", "scorer", "serve", *args]
-    env = worker_env(settings, port, index)
-    die_with = _die_with(os.getpid()) if sys.platform == "linux" else None
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=die_with)
+    env = {**worker_env(settings, port, index), SUPERVISOR_ENV: str(os.getpid())}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
 
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with(supervisor: int) -> Callable[[], None]:
-    """What a worker runs between fork and exec so that it drains (SIGTERM) when the supervisor dies,
-    even by SIGKILL or the OOM killer, instead of holding the port as an orphan nobody supervises."""
-    libc = ctypes.CDLL(None, use_errno=True)
+def end_with_supervisor() -> None:
+    """In a worker: drain (SIGTERM) when the supervisor named by `SUPERVISOR_ENV` dies, even by SIGKILL
+    or the OOM killer, instead of holding the port as an orphan nobody supervises. Armed by the worker
+    itself, so the supervisor runs no Python between fork and exec (it has threads)."""
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if not supervisor or sys.platform != "linux":
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(supervisor):  # it died before the signal was armed
+        raise Unavailable(f"the supervisor (pid {supervisor}) is gone")
 
-    def arm() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != supervisor:  # it died before the signal was armed
-            os._exit(1)
 
-    return arm
+class _Worker:
+    """One worker process; a thread reads its output, so that a chatty worker never blocks on a full
+    pipe and the supervisor can wait for its banner without blocking."""
+
+    def __init__(self, index: int, proc: subprocess.Popen[str]) -> None:
+        self.index = index
+        self.proc = proc
+        self.ready = threading.Event()
+        self.ready_at: float | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True, name=f"rtscore-worker-{index}")
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if not self.ready.is_set() and "serving on" in line:
+                self.ready_at = time.monotonic()
+                self.ready.set()
+
+    def wait_ready(self, stop: threading.Event) -> None:
+        """Return once the worker serves; Unavailable if it exits first (or the supervisor is stopped)."""
+        while not self.ready.wait(0.05):
+            if self.proc.poll() is not None or stop.is_set():
+                raise Unavailable(f"worker {self.index} did not start (exit code {self.proc.poll()})")
 
 
-def _await_ready(proc: subprocess.Popen[str], index: int) -> str:
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if "serving on" not in line:
-        raise Unavailable(f"worker {index} did not start (exit code {proc.wait()})")
-    return line
+def _restart_delay(worker: _Worker, previous_s: float) -> float:
+    """How long to wait before replacing `worker`: at once after a worker that served for a while, then
+    doubling up to `_RESTART_MAX_S` while replacements keep failing or dying young."""
+    lived = time.monotonic() - worker.ready_at if worker.ready_at is not None else 0.0
+    if worker.ready_at is not None and lived >= _STABLE_S:
+        return 0.0
+    return min(max(2 * previous_s, _RESTART_MIN_S), _RESTART_MAX_S)
 
 
 def run_workers(settings: ScorerSettings, models: Sequence[str], canaries: Sequence[str]) -> int:
-    """Start the workers, report the shared port, and on SIGTERM drain them all; returns the exit code."""
+    """Start the workers, report the shared port, replace any that exits, and on SIGTERM drain them
+    all; returns the exit code."""
     reservation = reserve_port(settings.host, settings.port)
     port = int(reservation.getsockname()[1])
     args = [a for m in models for a in ("--model", m)] + [a for c in canaries for a in ("--canary", c)]
@@ -94,25 +129,57 @@ def run_workers(settings: ScorerSettings, models: Sequence[str], canaries: Seque
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    procs: list[subprocess.Popen[str]] = []
+
+    def start(index: int) -> _Worker:
+        return _Worker(index, _start(settings, port, index, args))
+
+    workers: list[_Worker] = []
     try:
         # The first worker alone fills the compiled-forest cache; the others then map it, not rebuild it.
-        procs.append(_start(settings, port, 0, args))
-        _await_ready(procs[0], 0)
-        procs.extend(_start(settings, port, i, args) for i in range(1, settings.workers))
-        for i, proc in enumerate(procs[1:], start=1):
-            _await_ready(proc, i)
-        pids = ",".join(str(p.pid) for p in procs)
-        print(f"rtscore scorer: serving on {settings.host}:{port} ({len(procs)} workers: {pids})", flush=True)
-        while not stop.wait(0.2):
-            if any(p.poll() is not None for p in procs):
-                log.error("a worker exited; stopping the others", extra={"codes": [p.poll() for p in procs]})
-                break
+        workers.append(start(0))
+        workers[0].wait_ready(stop)
+        workers.extend(start(i) for i in range(1, settings.workers))
+        for worker in workers[1:]:
+            worker.wait_ready(stop)
+        pids = ",".join(str(w.proc.pid) for w in workers)
+        print(
+            f"rtscore scorer: serving on {settings.host}:{port} ({len(workers)} workers: {pids})", flush=True
+        )
+        _supervise(workers, start, stop)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        codes = [proc.wait() for proc in procs]
+        for worker in workers:
+            if worker.proc.poll() is None:
+                worker.proc.send_signal(signal.SIGTERM)
+        codes = [worker.proc.wait() for worker in workers]
         reservation.close()
     print(f"rtscore scorer: workers exited with {codes}", file=sys.stderr, flush=True)
     return 0 if stop.is_set() and not any(codes) else 1
+
+
+def _supervise(workers: list[_Worker], start: Callable[[int], _Worker], stop: threading.Event) -> None:
+    """Replace every worker that exits (the others keep serving the port meanwhile), until `stop`; return
+    early when no worker serves and every one's latest start failed: nothing here can mend that."""
+    delays = [0.0] * len(workers)
+    due: dict[int, float] = {}  # index -> when its replacement starts
+    starting: set[int] = set()  # replacements not yet serving
+    while not stop.wait(0.2):
+        now = time.monotonic()
+        for i, worker in enumerate(workers):
+            if worker.proc.poll() is None:
+                if i in starting and worker.ready.is_set():
+                    starting.discard(i)
+                    log.warning("a replacement worker serves", extra={"worker": i, "pid": worker.proc.pid})
+                continue
+            if i not in due:
+                starting.discard(i)
+                delays[i] = _restart_delay(worker, delays[i])
+                due[i] = now + delays[i]
+                log.error("a worker exited; replacing it", extra={"worker": i, "pid": worker.proc.pid,
+                          "code": worker.proc.returncode, "in_s": delays[i]})  # fmt: skip
+            elif now >= due[i]:
+                del due[i]
+                workers[i] = start(i)
+                starting.add(i)
+        if all(w.proc.poll() is not None and not w.ready.is_set() for w in workers):
+            log.error("no worker starts; the scorer stops", extra={"codes": [w.proc.poll() for w in workers]})
+            return
