@@ -95,3 +95,14 @@ def test_features_of_the_wrong_width_are_a_frame_error(tmp_path: Path) -> None:
     )
     with pytest.raises(FrameError, match="column 'features' has 2 values per row, expected 3"):
         load(node, tmp_path).transform(doubles_frame(features=X[:, :2]))
+
+
+def test_a_margin_beyond_exp_range_gives_probability_zero_or_one_without_a_warning(tmp_path: Path) -> None:
+    # exp(-margin) overflows to inf past a margin of about -709: the sigmoid is then exactly 0
+    coef = np.array([1.0, 0.0, 0.0])
+    attrs = {"coefficients": ("tensor", coef), "intercept": ("double", 0.0), "num_classes": ("long", 2)}
+    outputs = [("prediction", "pred"), ("probability", "prob")]
+    x = np.array([[-1e4, 0.0, 0.0], [1e4, 0.0, 0.0], [-np.inf, 0.0, 0.0]])
+    out = load(_node("logistic_regression", attrs, outputs), tmp_path).transform(doubles_frame(features=x))
+    np.testing.assert_array_equal(out.column("prob"), [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(out.column("pred"), [0.0, 1.0, 0.0])

@@ -46,7 +46,8 @@ def load_linear_regression(ctx: NodeContext) -> Op:
 
 
 def _sigmoid(raw: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-raw))
+    with np.errstate(over="ignore"):  # exp(-raw) = inf past raw = -709: the probability is then 0
+        return 1.0 / (1.0 + np.exp(-raw))
 
 
 def load_logistic_regression(ctx: NodeContext) -> Op:

@@ -153,7 +153,8 @@ def load_gbt_regression(ctx: NodeContext) -> Op:
 
 def _gbt_probability(raw: np.ndarray) -> np.ndarray:
     # MLeap's LogLoss: P(class 0) = 1 / (1 + exp(-2 * raw[0])) with raw[0] = -margin
-    p0 = 1.0 / (1.0 + np.exp(-2.0 * raw[:, 0]))
+    with np.errstate(over="ignore"):  # exp overflows to inf for a large margin: p0 is then 0
+        p0 = 1.0 / (1.0 + np.exp(-2.0 * raw[:, 0]))
     return np.stack([p0, 1.0 - p0], axis=1)
 
 
