@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -31,6 +30,7 @@ from extractor.velocity.redis_store import RedisVelocityStore
 from protos.rtscore.v1 import extractor_pb2, extractor_pb2_grpc, frame_pb2, scorer_pb2, scorer_pb2_grpc
 from rtscore.errors import FailedPrecondition, InvalidArgument, Unavailable
 from rtscore.heap import freeze_long_lived
+from rtscore.signals import ignore_stop_signals, stop_on_signals
 from rtscore.tls import optional_channel_credentials
 
 if TYPE_CHECKING:
@@ -215,13 +215,13 @@ async def serve(settings: ExtractorSettings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     async with ExtractorServer(settings) as server:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(loop, stop)
         metrics = f" metrics on {settings.metrics_host}:{server.metrics_port}" if server.metrics_port else ""
         freeze_long_lived()  # before the first call: no full collection walks the modules
         # The one line a supervisor or test reads to learn the port (0 picks a free one).
         print(f"rtscore extractor: serving on {settings.host}:{server.port}{metrics}", flush=True)
         await stop.wait()
         await server.drain()
+        ignore_stop_signals(loop)
     print("rtscore extractor: drained", file=sys.stderr, flush=True)
     return 0

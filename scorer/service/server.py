@@ -7,7 +7,6 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
-import signal
 import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
 from registry.follow import BundleCache, RegistryConnection
 from rtscore.errors import InvalidArgument
 from rtscore.heap import freeze_long_lived
+from rtscore.signals import ignore_stop_signals, stop_on_signals
 from rtscore.tls import server_credentials
 from scorer.service.admin import AdminGuard, read_token
 from scorer.service.admission import pending_call_options
@@ -228,13 +228,13 @@ async def serve(settings: ScorerSettings, models: list[ModelSpec]) -> int:
             await server.load(spec)
         if server.following is not None and not await server.following.wait_first_state(FIRST_STATE_S):
             log.warning("no desired state from the registry yet; serving nothing until it answers")
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(loop, stop)
         metrics = f" metrics on {settings.metrics_host}:{server.metrics_port}" if server.metrics_port else ""
         freeze_long_lived()  # before the first call: no full collection walks the models and modules
         # The one line a supervisor or test reads to learn the port (0 picks a free one).
         print(f"rtscore scorer: serving on {settings.host}:{server.port}{metrics}", flush=True)
         await stop.wait()
         await server.drain()
+        ignore_stop_signals(loop)
     print("rtscore scorer: drained", file=sys.stderr, flush=True)
     return 0

@@ -214,6 +214,22 @@ def test_sigterm_drains_in_flight_calls_and_exits_zero(tmp_path: Path) -> None:
     assert began + 0.001 <= done, "the big call was answered before the drain began: nothing was drained"
 
 
+def test_sigterm_repeated_until_the_scorer_is_gone_still_exits_zero(tmp_path: Path) -> None:
+    # a supervisor that asks again while the drained process is exiting must not make it die by signal
+    scorer = ScorerProcess("--model", f"demo={DEMO}", env={"RTSCORE_CACHE_DIR": str(tmp_path / "cache")})
+    assert scorer.proc.stderr is not None
+    scorer.proc.send_signal(signal.SIGTERM)
+    for line in scorer.proc.stderr:
+        if "rtscore scorer: drained" in line:
+            break
+    deadline = time.monotonic() + 30
+    while scorer.proc.poll() is None and time.monotonic() < deadline:
+        scorer.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.001)
+    code, _ = scorer.stop()
+    assert code == 0
+
+
 def test_workers_share_one_port_and_stop_together(tmp_path: Path) -> None:
     scorer = ScorerProcess(
         "--workers", "2", "--model", f"demo={DEMO}", env={"RTSCORE_CACHE_DIR": str(tmp_path / "c")}
