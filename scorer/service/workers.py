@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 # starts) is replaced after a delay doubling from _RESTART_MIN_S to _RESTART_MAX_S, so a worker that
 # cannot live costs the host one start every half minute, not a start loop.
 _STABLE_S = 10.0
-SUPERVISOR_ENV = "RTSCORE_WORKER_OF"  # a worker's environment names its supervisor's pid
 _RESTART_MIN_S = 0.5
 _RESTART_MAX_S = 30.0
+SUPERVISOR_ENV = "RTSCORE_WORKER_OF"  # a worker's environment names its supervisor's pid
 
 
 def reserve_port(host: str, port: int) -> socket.socket:
@@ -110,8 +110,7 @@ class _Worker:
 def _restart_delay(worker: _Worker, previous_s: float) -> float:
     """How long to wait before replacing `worker`: at once after a worker that served for a while, then
     doubling up to `_RESTART_MAX_S` while replacements keep failing or dying young."""
-    lived = time.monotonic() - worker.ready_at if worker.ready_at is not None else 0.0
-    if worker.ready_at is not None and lived >= _STABLE_S:
+    if worker.ready_at is not None and time.monotonic() - worker.ready_at >= _STABLE_S:
         return 0.0
     return min(max(2 * previous_s, _RESTART_MIN_S), _RESTART_MAX_S)
 
