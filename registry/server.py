@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -28,6 +27,7 @@ from registry.settings import RegistrySettings
 from registry.store import ArtifactStore, LocalStore, PostgresStore
 from registry.watch import ChangeFeed, Watches
 from rtscore.errors import InvalidArgument
+from rtscore.signals import ignore_stop_signals, stop_on_signals
 from rtscore.tls import server_credentials
 
 log = logging.getLogger(__name__)
@@ -125,9 +125,9 @@ async def serve(settings: RegistrySettings) -> None:
     """Serve until SIGTERM or SIGINT, then drain."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(loop, stop)
     async with running_registry(settings) as running:
         print(f"registry listening on {settings.host}:{running.port}", flush=True)
         with contextlib.suppress(asyncio.CancelledError):
             await stop.wait()
+    ignore_stop_signals(loop)  # drained on leaving `running_registry`

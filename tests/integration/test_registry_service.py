@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import socket
 import subprocess
+import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -88,3 +92,29 @@ async def test_with_a_certificate_the_port_speaks_tls_and_serves_health_reflecti
     assert re.search(
         r'^rtscore_registry_calls_total\{code="NOT_FOUND",method="GetVersion"\} [1-9]', text, re.M
     )
+
+
+async def test_sigterm_repeated_until_the_registry_is_gone_still_exits_zero(
+    database_url: str, tmp_path: Path
+) -> None:
+    # a supervisor that asks again while the drained process is exiting must not make it die by signal
+    env = {**os.environ, "RTSCORE_DATABASE_URL": database_url, "RTSCORE_REGISTRY_STORE_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "rtscore.cli", "registry", "serve", "--port", str(free_port())]
+    assert await asyncio.to_thread(_exit_code_under_repeated_sigterm, command, env) == 0
+
+
+def _exit_code_under_repeated_sigterm(command: list[str], env: dict[str, str]) -> int:
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        assert "registry listening" in proc.stdout.readline()
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.001)
+        return proc.wait(10)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
