@@ -31,6 +31,7 @@ from grpc_health.v1._async import HealthServicer
 
 from protos.rtscore.v1 import scorer_pb2
 from rtscore.errors import InvalidArgument, RtscoreError, Unavailable
+from rtscore.signals import ignore_stop_signals, stop_on_signals
 
 SCORER_SERVICE = scorer_pb2.DESCRIPTOR.services_by_name["Scorer"].full_name
 
@@ -117,12 +118,12 @@ async def serve_bare(handler: grpc.GenericRpcHandler, service: str, host: str, p
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(loop, stop)
     print(f"listening on {host}:{bound} ({what})", flush=True)
     await stop.wait()
     await health.enter_graceful_shutdown()
     await server.stop(1.0)
+    ignore_stop_signals()
 
 
 def supervise(reply: bytes, host: str, port: int, workers: int, kernel_of: Path | None = None) -> int:

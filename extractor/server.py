@@ -222,6 +222,6 @@ async def serve(settings: ExtractorSettings) -> int:
         print(f"rtscore extractor: serving on {settings.host}:{server.port}{metrics}", flush=True)
         await stop.wait()
         await server.drain()
-        ignore_stop_signals(loop)
+        ignore_stop_signals()
     print("rtscore extractor: drained", file=sys.stderr, flush=True)
     return 0

@@ -130,4 +130,4 @@ async def serve(settings: RegistrySettings) -> None:
         print(f"registry listening on {settings.host}:{running.port}", flush=True)
         with contextlib.suppress(asyncio.CancelledError):
             await stop.wait()
-    ignore_stop_signals(loop)  # drained on leaving `running_registry`
+    ignore_stop_signals()  # drained on leaving `running_registry`

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from contextlib import AsyncExitStack
 
 from prometheus_client import start_http_server
 
 from registry.follow import RegistryConnection
 from rtscore.errors import InvalidArgument
+from rtscore.signals import ignore_stop_signals, stop_on_signals
 from shadow.consumer import GroupConsumer
 from shadow.db import connect_pool
 from shadow.deadletter import DeadLetterProducer
@@ -39,17 +39,18 @@ def consumer_config(settings: ShadowSettings) -> dict[str, object]:
 
 
 async def run(settings: ShadowSettings, stop: asyncio.Event | None = None) -> None:
-    """Run one worker until SIGTERM/SIGINT (or stop); the batch in hand is finished first."""
+    """Run one worker until `stop` is set, or, the process's own run (no `stop`), until SIGTERM or SIGINT;
+    the batch in hand is finished first."""
     if not settings.database_url:
         raise InvalidArgument("no score database: set RTSCORE_DATABASE_URL or RTSCORE_SHADOW_DATABASE_URL")
     if not settings.kafka_bootstrap:
         raise InvalidArgument("no Kafka: set RTSCORE_KAFKA_BOOTSTRAP")
-    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-            stack.callback(loop.remove_signal_handler, sig)
+        if stop is None:
+            stop = asyncio.Event()
+            stop_on_signals(loop, stop)
+            stack.callback(ignore_stop_signals)  # last out: the rest has closed
         if settings.metrics_port is not None:
             server, _thread = start_http_server(settings.metrics_port, addr="127.0.0.1")
             stack.callback(server.shutdown)

@@ -235,6 +235,6 @@ async def serve(settings: ScorerSettings, models: list[ModelSpec]) -> int:
         print(f"rtscore scorer: serving on {settings.host}:{server.port}{metrics}", flush=True)
         await stop.wait()
         await server.drain()
-        ignore_stop_signals(loop)
+        ignore_stop_signals()
     print("rtscore scorer: drained", file=sys.stderr, flush=True)
     return 0

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from registry.access import create_token
 from registry.db import open_pool
 from registry.server import running_registry
 from tests.integration.registry_fixtures import database_url_fixture, registry_settings  # noqa: F401
+from tests.integration.repeated_sigterm import exit_code_under_repeated_sigterm
 
 pytestmark = [pytest.mark.services, pytest.mark.asyncio(loop_scope="module")]
 
@@ -100,21 +99,4 @@ async def test_sigterm_repeated_until_the_registry_is_gone_still_exits_zero(
     # a supervisor that asks again while the drained process is exiting must not make it die by signal
     env = {**os.environ, "RTSCORE_DATABASE_URL": database_url, "RTSCORE_REGISTRY_STORE_DIR": str(tmp_path)}
     command = [sys.executable, "-m", "rtscore.cli", "registry", "serve", "--port", str(free_port())]
-    assert await asyncio.to_thread(_exit_code_under_repeated_sigterm, command, env) == 0
-
-
-def _exit_code_under_repeated_sigterm(command: list[str], env: dict[str, str]) -> int:
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    try:
-        assert proc.stdout is not None
-        assert "registry listening" in proc.stdout.readline()
-        deadline = time.monotonic() + 30
-        while proc.poll() is None and time.monotonic() < deadline:
-            proc.send_signal(signal.SIGTERM)
-            time.sleep(0.001)
-        return proc.wait(10)
-    finally:
-        proc.kill()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    assert await asyncio.to_thread(exit_code_under_repeated_sigterm, command, env, "registry listening") == 0
