@@ -10,7 +10,7 @@ from typing import Protocol
 
 import grpc
 
-from extractor.features import FeatureExtractor
+from extractor.features import FeatureExtractor, Prepared
 from extractor.frames import RowEncoder, fraud_probability
 from extractor.metrics import ExtractorMetrics
 from extractor.model_watch import ModelWatch
@@ -121,16 +121,24 @@ class ExtractorCore:
         self._select = ("probability",)
 
     async def evaluate(
-        self, tx: extractor_pb2.Transaction, deadline_s: float | None = None, metadata: Metadata = ()
+        self,
+        tx: extractor_pb2.Transaction,
+        deadline_s: float | None = None,
+        metadata: Metadata = (),
+        prepared: tuple[Prepared, float] | None = None,
     ) -> extractor_pb2.Decision:
-        """The decision for one transaction; `deadline_s` is the time left for the whole call."""
+        """The decision for one transaction; `deadline_s` is the time left for the whole call, and
+        `prepared` what a batch already made of `tx`, with the time its call began."""
         clock = time.perf_counter
-        started = clock()
-        prepared = self.features.prepare(tx)
+        if prepared is None:
+            started = clock()
+            features = self.features.prepare(tx)
+        else:
+            features, started = prepared
         velocity_started = clock()
-        velocity = await self.store.observe(prepared.event)
+        velocity = await self.store.observe(features.event)
         velocity_done = clock()
-        frame = self._encoder.frame(prepared.derived + velocity)
+        frame = self._encoder.frame(features.derived + velocity)
         scoring_started = clock()
         timeout = self.score_timeout_s
         if deadline_s is not None:
@@ -179,12 +187,15 @@ class ExtractorCore:
         metadata: Metadata = (),
     ) -> list[extractor_pb2.Decision]:
         """Decisions in request order; the first refused transaction fails the batch, naming its index."""
+        started = time.perf_counter()
+        prepared = []
         for index, tx in enumerate(txs):
             try:
-                self.features.prepare(tx)
+                prepared.append((self.features.prepare(tx), started))
             except InvalidArgument as err:
                 raise InvalidArgument(f"transactions[{index}]: {err}") from None
-        return list(await asyncio.gather(*(self.evaluate(tx, deadline_s, metadata) for tx in txs)))
+        calls = (self.evaluate(tx, deadline_s, metadata, p) for tx, p in zip(txs, prepared, strict=True))
+        return list(await asyncio.gather(*calls))
 
     def _copy(
         self,
