@@ -64,6 +64,14 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     serve.add_argument("--review-at", type=float, default=0.5, help="scores from here are reviewed")
     serve.add_argument("--decline-at", type=float, default=0.8, help="scores from here are declined")
     serve.add_argument("--score-timeout-ms", type=float, default=50.0, help="deadline of the scorer call")
+    serve.add_argument(
+        "--hedge",
+        action="store_true",
+        help="a slow scorer call also goes to a second scorer (<= 5%% of calls)",
+    )
+    serve.add_argument(
+        "--hedge-delay-ms", type=float, help="hedge a scorer call after this long (default: running p95)"
+    )
     serve.add_argument("--wait-ready", type=float, default=30.0, help="seconds to wait for a ready scorer")
     serve.add_argument("--velocity", choices=["memory", "redis"], default="memory", help="velocity store")
     serve.add_argument("--redis-url", help="Redis for --velocity redis (default: RTSCORE_REDIS_URL)")
@@ -123,7 +131,8 @@ def _serve(args: argparse.Namespace) -> int:
         "decline_at": args.decline_at, "score_timeout_s": args.score_timeout_ms / 1e3,
         "wait_ready_s": args.wait_ready, "velocity": args.velocity, "shadow_topic": args.shadow_topic,
         "shadow_fraction": args.shadow_fraction, "shadow_key": args.shadow_key,
-        "dense_frames": args.dense_frames, "metrics_port": args.metrics_port,
+        "dense_frames": args.dense_frames, "metrics_port": args.metrics_port, "hedge": args.hedge,
+        "hedge_delay_s": None if args.hedge_delay_ms is None else args.hedge_delay_ms / 1e3,
     }  # fmt: skip
     # left out when not given, so RTSCORE_EXTRACTOR_REGISTRY_TOKEN_FILE and the like still apply
     for field, flag in _CREDENTIAL_FLAGS.items():

@@ -74,6 +74,10 @@ class ExtractorMetrics:
             ("shadow_delivered", "shadow copies Kafka acknowledged"),
             ("shadow_dropped", "shadow copies dropped (queue full or undelivered)"),
             ("velocity_fallbacks", "calls answered from local velocity because Redis did not answer"),
+            ("pool_retries", "scorer calls sent again to another scorer after a failure"),
+            ("pool_hedges", "scorer calls also sent to a second scorer (--hedge)"),
+            ("pool_hedge_wins", "hedged scorer calls the second scorer answered first"),
+            ("pool_ejections", "scorers ejected from the pool after failures"),
         ):
             meter.create_observable_counter(
                 f"rtscore_extractor_{name}", [self._observer(name)], description=description

@@ -61,6 +61,11 @@ class ExtractorServer:
             self.store = self._velocity_store()
             stack.push_async_callback(self.store.close)
             self.pool = await stack.enter_async_context(self._pool())
+            telemetry = self.pool.telemetry  # its counters, read at a scrape: nothing added per call
+            self.metrics.watch("pool_retries", lambda: telemetry.retries)
+            self.metrics.watch("pool_hedges", lambda: telemetry.hedges)
+            self.metrics.watch("pool_hedge_wins", lambda: telemetry.hedge_wins)
+            self.metrics.watch("pool_ejections", lambda: telemetry.ejections)
             await self._check_model()
             watch = ModelWatch(self.features.names, s.model, self._describe_model, self._model_fits)
             stack.push_async_callback(watch.close)
@@ -122,8 +127,9 @@ class ExtractorServer:
             raise InvalidArgument("name the scorers (--scorers H:P,…) or a registry and pool")
         scorers_tls = optional_channel_credentials(s.scorer_ca, s.scorer_cert, s.scorer_key)
         pool = PoolSettings(
-            default_timeout_s=s.score_timeout_s, connections_per_endpoint=s.scorer_connections
-        )
+            default_timeout_s=s.score_timeout_s, connections_per_endpoint=s.scorer_connections,
+            hedge=s.hedge, hedge_delay_s=s.hedge_delay_s,
+        )  # fmt: skip
         return ScorerPool(source, pool, scorers_tls)
 
     async def _check_model(self) -> None:

@@ -53,6 +53,11 @@ class ExtractorSettings(BaseSettings):
     """Scores at or above this are declined."""
     score_timeout_s: float = Field(default=0.05, gt=0)
     """Deadline of the scorer call (shortened to what is left of the caller's deadline)."""
+    hedge: bool = False
+    """Send a scorer call that is slower than hedge_delay_s to a second scorer too; the first answer
+    wins (at most 5% of calls are hedged). Cuts the tail a stalled scorer makes, for a little load."""
+    hedge_delay_s: float | None = Field(default=None, gt=0)
+    """How long a scorer call runs before it is hedged; None: the pool's running p95 of latency."""
     call_timeout_s: float = Field(default=0.2, gt=0)
     """Deadline of an Evaluate whose caller set none."""
     wait_ready_s: float = Field(default=30.0, gt=0)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,6 +105,15 @@ def started() -> Iterator[list[Served]]:
     yield processes
     for process in processes:
         process.kill()
+
+
+def metric(port: int, name: str) -> float:
+    """The value of `name` on the Prometheus endpoint at `port` (0 when it has no sample yet)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def wait_until(condition: object, timeout_s: float, what: str) -> None:

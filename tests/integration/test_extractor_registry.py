@@ -46,7 +46,8 @@ class Load:
     stub: extractor_pb2_grpc.ExtractorStub
     transactions: list[extractor_pb2.Transaction]
     answers: list[tuple[float, str, str]] = field(default_factory=list)  # sent, version, scorer
-    failures: list[str] = field(default_factory=list)
+    took: dict[float, float] = field(default_factory=dict)  # sent: seconds to the answer or failure
+    failures: list[tuple[float, str]] = field(default_factory=list)  # sent, status
     answered: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self, until: asyncio.Event) -> None:
@@ -67,8 +68,10 @@ class Load:
         try:
             decision = await self.stub.Evaluate(tx, timeout=2.0)
         except grpc.aio.AioRpcError as err:
-            self.failures.append(f"{err.code().name}: {err.details()}")
+            self.took[sent] = time.monotonic() - sent
+            self.failures.append((sent, f"{err.code().name}: {err.details()}"))
             return
+        self.took[sent] = time.monotonic() - sent
         self.answers.append((sent, decision.version, decision.scorer))
         self.answered.set()
 
@@ -171,6 +174,7 @@ async def test_decisions_follow_a_promotion_and_the_membership_with_no_failed_ca
             await asyncio.sleep(1.0)  # decisions on v2 for a while, from both scorers
 
             leaving, staying = scorers
+            signalled_at = time.monotonic()
             leaving.proc.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(leaving.proc.wait, 30)
             gone_at = time.monotonic()
@@ -178,7 +182,11 @@ async def test_decisions_follow_a_promotion_and_the_membership_with_no_failed_ca
             finish.set()
             await running
 
-        assert load.failures == [], extractor.stderr()[-4000:]
+        failed = [f"{e}, sent at {s - promoted_at:+.3f} s from Promote, {s - signalled_at:+.3f} s from"
+                  f" the SIGTERM, {s - gone_at:+.3f} s from the exit; calls sent within 50 ms took (ms)"
+                  f" {sorted(round(t * 1e3) for n, t in load.took.items() if abs(n - s) < 0.05)}"
+                  for s, e in load.failures]  # fmt: skip
+        assert failed == [], extractor.stderr()[-4000:]
         assert len(load.answers) >= RATE * 5
         assert all(s is not None for s in switched.values()), f"not both scorers on v2: {switched}"
         promoted_in = max(s for s in switched.values() if s is not None) - promoted_at

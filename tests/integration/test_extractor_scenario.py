@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from rtscore.localservices import LocalServices, LocalServicesSettings
 from rtscore.localservices.kafka import KafkaBroker
 from rtscore.localservices.processes import free_port
 from tests.conftest import REPO_ROOT
-from tests.integration.extractor_processes import Served, fraud_files, scorer, started
+from tests.integration.extractor_processes import Served, fraud_files, metric, scorer, started
 from tests.integration.redis_fixtures import PrivateRedis
 
 __all__ = ["fraud_files", "started"]
@@ -113,14 +112,6 @@ class Load:
         self.done += 1
 
 
-def _metric(port: int, name: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    for line in text.splitlines():
-        if line.startswith(name) and not line.startswith("#"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def _copies(bootstrap: str, topic: str, timeout_s: float) -> list[extractor_pb2.ShadowRecord]:
     """Every record in `topic`, each partition read from its start to its end offset at the time of the
     call. Partitions are assigned, not subscribed: a first consumer group on a just restarted broker
@@ -154,7 +145,7 @@ def _resumed(port: int, delivered_before: float, within_s: float) -> float | Non
     """Seconds until the count of delivered copies passes `delivered_before`; None if not within."""
     began = time.monotonic()
     while time.monotonic() - began < within_s:
-        if _metric(port, "rtscore_extractor_shadow_delivered") > delivered_before:
+        if metric(port, "rtscore_extractor_shadow_delivered") > delivered_before:
             return time.monotonic() - began
         time.sleep(0.2)
     return None
@@ -200,15 +191,15 @@ async def test_extractor_rides_out_a_lost_scorer_kafka_and_redis_outages(
         kafka_stopped = time.monotonic()
         await asyncio.to_thread(redis.stop)
         await asyncio.sleep(3)
-        fallbacks_while_down = _metric(metrics_port, "rtscore_extractor_velocity_fallbacks")
+        fallbacks_while_down = metric(metrics_port, "rtscore_extractor_velocity_fallbacks")
         await asyncio.to_thread(redis.start)
         await asyncio.sleep(1)
-        fallbacks_after_recovery = _metric(metrics_port, "rtscore_extractor_velocity_fallbacks")
+        fallbacks_after_recovery = metric(metrics_port, "rtscore_extractor_velocity_fallbacks")
         await asyncio.sleep(2)
-        recovered = _metric(metrics_port, "rtscore_extractor_velocity_fallbacks") - fallbacks_after_recovery
+        recovered = metric(metrics_port, "rtscore_extractor_velocity_fallbacks") - fallbacks_after_recovery
         await asyncio.sleep(max(0.0, KAFKA_DOWN_S - (time.monotonic() - kafka_stopped)))
-        dropped_during_outage = _metric(metrics_port, "rtscore_extractor_shadow_dropped")
-        delivered_before = _metric(metrics_port, "rtscore_extractor_shadow_delivered")
+        dropped_during_outage = metric(metrics_port, "rtscore_extractor_shadow_dropped")
+        delivered_before = metric(metrics_port, "rtscore_extractor_shadow_delivered")
         await asyncio.to_thread(kafka.start)
         kafka_back = time.monotonic()
         resumed_after = await asyncio.to_thread(_resumed, metrics_port, delivered_before, RESUME_WITHIN_S)

@@ -5,6 +5,7 @@ served model), and no ready scorer."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,9 @@ from hypothesis import strategies as st
 
 from extractor.transactions import transaction_from_json
 from protos.rtscore.v1 import extractor_pb2, extractor_pb2_grpc, scorer_pb2, scorer_pb2_grpc
+from rtscore.localservices.processes import free_port
 from tests.integration.cli_run import rtscore
-from tests.integration.extractor_processes import Served, fraud_files, scorer, started, wait_until
+from tests.integration.extractor_processes import Served, fraud_files, metric, scorer, started, wait_until
 from tests.paths import ROOT
 
 __all__ = ["fraud_files", "started"]
@@ -186,6 +188,51 @@ def test_a_served_model_that_stops_fitting_the_spec_is_failed_precondition_until
         load(scorer_pb2.LoadModelRequest(name="fraud", path=str(bundle)), timeout=30)
         wait_until(lambda: status() == health_pb2.HealthCheckResponse.SERVING, 10.0, "SERVING again")
         assert stub.Evaluate(tx, timeout=5).transaction_id == tx.id
+
+
+def test_with_hedge_a_stalled_scorer_costs_no_call(
+    fraud_files: tuple[Path, Path], started: list[Served], tmp_path: Path
+) -> None:
+    """Two scorers, one SIGSTOPped: concurrent calls picked for it wait out the scorer deadline (1 s,
+    past the caller's 0.5 s) unless the extractor runs with --hedge, which answers them all from the
+    other scorer after 20 ms."""
+    bundle, traffic = fraud_files
+    scorers = [scorer(bundle, tmp_path / "cache") for _ in range(2)]
+    started.extend(scorers)
+    endpoints = ",".join(s.target for s in scorers)
+    txs = _first_transactions(traffic, 250)
+    failed: dict[str, list[str]] = {}
+    hedges: dict[str, float] = {}
+    for hedge in ((), ("--hedge", "--hedge-delay-ms", "20")):
+        metrics_port = free_port()
+        extractor = Served(
+            "extractor", "serve", "--scorers", endpoints, "--model", "fraud", "--wait-ready", "20",
+            "--score-timeout-ms", "1000", "--metrics-port", str(metrics_port), *hedge,
+        )  # fmt: skip
+        started.append(extractor)
+        with grpc.insecure_channel(extractor.target) as channel:
+            stub = extractor_pb2_grpc.ExtractorStub(channel)
+            for tx in txs[:200]:  # both scorers seen answering; the hedge budget (5% of calls) filled
+                stub.Evaluate(tx, timeout=5)
+            scorers[1].proc.send_signal(signal.SIGSTOP)
+            try:
+                calls = [stub.Evaluate.future(tx, timeout=0.5) for tx in txs[200:208]]
+                outcomes = []
+                for call in calls:
+                    try:
+                        outcomes.append(call.result().scorer)
+                    except grpc.RpcError as err:
+                        outcomes.append(err.code().name)
+            finally:
+                scorers[1].proc.send_signal(signal.SIGCONT)
+        run = " ".join(hedge) or "no hedge"
+        failed[run] = [o for o in outcomes if o != scorers[0].target]
+        hedges[run] = metric(metrics_port, "rtscore_extractor_pool_hedges")
+        assert extractor.stop() == 0
+    assert failed["no hedge"], "no call was picked for the stalled scorer: the test proves nothing"
+    assert failed["--hedge --hedge-delay-ms 20"] == []
+    assert hedges["no hedge"] == 0
+    assert hedges["--hedge --hedge-delay-ms 20"] >= 1  # and counted where an operator looks
 
 
 def test_no_ready_scorer_is_unavailable_within_the_deadline(
