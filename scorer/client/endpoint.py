@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -163,7 +162,9 @@ class Endpoint:
         watches = list(self._watches.values())
         for task in watches:
             task.cancel()
-        for task in watches:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.channel.close()
+        try:
+            # gather, not each task awaited under suppress(CancelledError): that also swallowed a cancel
+            # of the caller itself (the pool closing while a leaving endpoint closed), which then ran on
+            await asyncio.gather(*watches, return_exceptions=True)
+        finally:
+            await self.channel.close()

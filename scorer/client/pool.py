@@ -40,6 +40,7 @@ T = TypeVar("T")
 Metadata = Sequence[tuple[str, str]]
 # While no endpoint is ready, a waiting call looks again this often (for "hosted nowhere").
 _READY_POLL_S = 0.05
+_NO_METADATA = grpc.aio.Metadata()
 
 
 class ScorerPool:
@@ -87,7 +88,7 @@ class ScorerPool:
     async def _follow_source(self, balancer: Balancer) -> None:
         async for addresses in self.source.updates():
             for endpoint in balancer.set_endpoints(addresses):
-                await endpoint.close()  # its in-flight calls end with the channel
+                await endpoint.close()  # its in-flight calls end with the channel: retried elsewhere
         await asyncio.Event().wait()  # a static list never changes: keep the endpoints
 
     async def close(self) -> None:
@@ -279,6 +280,14 @@ class ScorerPool:
                 self._balancer.failed(endpoint)
             raise
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if endpoint.closed and task is not None and not task.cancelling():
+                # Nobody cancelled this call: the endpoint left the pool and its channel closed under
+                # it, so the scorer will not answer; the call goes to another one.
+                raise grpc.aio.AioRpcError(
+                    grpc.StatusCode.UNAVAILABLE, _NO_METADATA, _NO_METADATA,
+                    f"{endpoint.address} left the pool with the call in flight",
+                ) from None  # fmt: skip
             # a hedge's loser (or a caller gone): it took at least this long, so it must not look fast
             endpoint.observe_unfinished(time.perf_counter() - start)
             raise

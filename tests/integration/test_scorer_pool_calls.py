@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +138,70 @@ async def test_deadline_holds_and_hedges_answer_around_a_stalled_scorer(scorers:
     assert stats["hedges"] >= 1
     assert stats["hedge_wins"] >= 1  # the stopped scorer never answers, so its hedged calls were won
     assert any(a.hedged for a in answers)
+
+
+class Members:
+    """A membership that drops a scorer when told to, as the registry's does when a scorer leaves."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.description, self.problem, self.refused = "test members", "", False
+        self.lists: asyncio.Queue[list[str]] = asyncio.Queue()
+        self.lists.put_nowait(addresses)
+
+    async def updates(self) -> AsyncIterator[list[str]]:
+        while True:
+            yield await self.lists.get()
+
+
+async def test_calls_in_flight_on_a_scorer_that_leaves_the_membership_are_answered_by_another(
+    scorers: list[Scorer],
+) -> None:
+    # The leaving scorer is SIGSTOPped, so calls sent to it are still in flight when its channel closes.
+    one, two = scorers
+    members = Members([one.target, two.target])
+    frame = one_row((1.0, 2.0, 3.0))
+    async with ScorerPool(members) as pool:
+        await pool.wait_ready("demo", timeout=10)
+        for _ in range(100):  # until both are ready and have answered
+            if len({(await pool.score("demo", frame, timeout=5.0)).endpoint for _ in range(10)}) == 2:
+                break
+        os.kill(two.proc.pid, signal.SIGSTOP)
+        try:
+            calls = [asyncio.create_task(pool.score("demo", frame, timeout=5.0)) for _ in range(8)]
+            await asyncio.sleep(0.2)
+            members.lists.put_nowait([one.target])
+            answers = await asyncio.gather(*calls, return_exceptions=True)
+        finally:
+            os.kill(two.proc.pid, signal.SIGCONT)
+        retries = pool.stats()["retries"]
+    assert [getattr(a, "endpoint", repr(a)) for a in answers] == [one.target] * 8
+    assert retries >= 1, "no call was in flight on the scorer that left: the test proves nothing"
+
+
+async def test_a_pool_closed_while_a_stopped_scorer_leaves_it_closes_at_once(scorers: list[Scorer]) -> None:
+    # The scorer is stopped right after the pool is ready, so its health watch may still be starting
+    # and its endpoint slow to close when the pool closes: that close once swallowed the pool's cancel
+    # of the membership task, and the pool waited for a membership change forever (1 round in 3 or so).
+    one, two = scorers
+    frame = one_row((1.0, 2.0, 3.0))
+    closes = []
+    for _ in range(6):
+        members = Members([one.target, two.target])
+        async with asyncio.timeout(60):
+            async with ScorerPool(members) as pool:
+                await pool.wait_ready("demo", timeout=10)
+                os.kill(two.proc.pid, signal.SIGSTOP)
+                try:
+                    calls = [asyncio.create_task(pool.score("demo", frame, timeout=5.0)) for _ in range(8)]
+                    await asyncio.sleep(0.2)
+                    members.lists.put_nowait([one.target])
+                    answers = await asyncio.gather(*calls)
+                finally:
+                    os.kill(two.proc.pid, signal.SIGCONT)
+                closing = time.monotonic()
+            closes.append(round(time.monotonic() - closing, 1))
+        assert {a.endpoint for a in answers} == {one.target}
+    assert max(closes) < 5.0, f"seconds each close took: {closes}"  # 0.0 each; 20 s and more when stuck
 
 
 async def test_micro_batches_give_each_caller_its_own_row(scorers: list[Scorer]) -> None:
