@@ -38,17 +38,19 @@ def ignore_stop_signals() -> None:
 def _wake_loop_on_signals(loop: asyncio.AbstractEventLoop) -> None:
     # Python runs a handler on the main thread at its next bytecode, so a loop asleep in epoll must be
     # woken: uvloop keeps a wakeup fd of its own while it runs; asyncio's loop sets one only for its
-    # own handlers, so give it one.
+    # own handlers, so give it one (again for a later loop in the same process).
     current = signal.set_wakeup_fd(-1)
-    if current != -1:
-        signal.set_wakeup_fd(current)
+    if current != -1 and not (_wakeup and current == _wakeup[1].fileno()):
+        signal.set_wakeup_fd(current)  # the loop's own
         return
-    reader, writer = socket.socketpair()
-    reader.setblocking(False)
-    writer.setblocking(False)
+    if not _wakeup:
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        _wakeup[:] = [reader, writer]
+    reader, writer = _wakeup
     loop.add_reader(reader.fileno(), _drain, reader)
     signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    _wakeup[:] = [reader, writer]
 
 
 def _drain(reader: socket.socket) -> None:
