@@ -70,7 +70,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
         help="a slow scorer call also goes to a second scorer (<= 5%% of calls)",
     )
     serve.add_argument(
-        "--hedge-delay-ms", type=float, help="hedge a scorer call after this long (default: running p95)"
+        "--hedge-delay-ms",
+        type=float,
+        help="hedge (implies --hedge) a scorer call after this long (default: running p95)",
     )
     serve.add_argument("--wait-ready", type=float, default=30.0, help="seconds to wait for a ready scorer")
     serve.add_argument("--velocity", choices=["memory", "redis"], default="memory", help="velocity store")
@@ -131,7 +133,8 @@ def _serve(args: argparse.Namespace) -> int:
         "decline_at": args.decline_at, "score_timeout_s": args.score_timeout_ms / 1e3,
         "wait_ready_s": args.wait_ready, "velocity": args.velocity, "shadow_topic": args.shadow_topic,
         "shadow_fraction": args.shadow_fraction, "shadow_key": args.shadow_key,
-        "dense_frames": args.dense_frames, "metrics_port": args.metrics_port, "hedge": args.hedge,
+        "dense_frames": args.dense_frames, "metrics_port": args.metrics_port,
+        "hedge": args.hedge or args.hedge_delay_ms is not None,  # a delay given means hedge
         "hedge_delay_s": None if args.hedge_delay_ms is None else args.hedge_delay_ms / 1e3,
     }  # fmt: skip
     # left out when not given, so RTSCORE_EXTRACTOR_REGISTRY_TOKEN_FILE and the like still apply
