@@ -16,6 +16,7 @@ import asyncpg
 from registry.changes import DEPLOYMENT_SELECT
 from registry.db import db_errors
 from rtscore.errors import InvalidArgument, Unavailable
+from rtscore.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,8 @@ class ChangeFeed:
     async def close(self) -> None:
         """Stop listening (idempotent)."""
         self._closed = True
-        if self._reconnecting is not None:
-            self._reconnecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconnecting
-            self._reconnecting = None
+        reconnecting, self._reconnecting = self._reconnecting, None
+        await cancel_and_wait(reconnecting)
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()

@@ -8,7 +8,6 @@ desired state into the set of loaded models a batch is scored with.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from protos.rtscore.v1 import registry_pb2 as pb
 from protos.rtscore.v1 import registry_pb2_grpc as pb_grpc
 from registry.follow import BundleCache, DeploymentFollower, RegistryConnection
 from rtscore.errors import Unavailable
+from rtscore.tasks import cancel_and_wait
 from scorer.bundle import Bundle, load_bundle
 from shadow import metrics
 from shadow.models import SPEC_TAG, ModelSet, ShadowModel
@@ -64,10 +64,8 @@ class ShadowModels:
     async def close(self) -> None:
         """Stop following (idempotent)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            task, self._task = self._task, None
+            await cancel_and_wait(task)
             await self._channel.close(grace=None)
 
     async def apply(self, state: pb.DesiredState) -> None:

@@ -16,6 +16,7 @@ from opentelemetry import metrics, propagate, trace
 from protos.ml.combust.mleap.pb import mleap_pb2
 from protos.rtscore.v1 import frame_pb2, scorer_pb2
 from rtscore.errors import PermissionDenied, Unavailable
+from rtscore.tasks import cancel_and_wait
 from scorer.client.balancer import Balancer
 from scorer.client.batching import MicroBatcher
 from scorer.client.endpoint import Endpoint
@@ -96,10 +97,7 @@ class ScorerPool:
         balancer, self._balancer = self._balancer, None
         if balancer is None:
             return
-        if self._follow is not None:
-            self._follow.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follow
+        await cancel_and_wait(self._follow)
         if self._batcher is not None:
             await self._batcher.close()
         for endpoint in balancer.close():

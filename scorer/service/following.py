@@ -25,6 +25,7 @@ from protos.rtscore.v1 import registry_pb2 as pb
 from protos.rtscore.v1 import registry_pb2_grpc as pb_grpc
 from registry.follow import Backoff, BundleCache, DeploymentFollower, RegistryConnection, is_transient
 from rtscore.errors import InvalidArgument, RtscoreError, Unavailable
+from rtscore.tasks import cancel_and_wait
 from scorer.frame import LeapFrame
 from scorer.service.canary import Canary, CanaryResult
 from scorer.service.core import ScorerCore
@@ -153,11 +154,7 @@ class RegistryFollowing:
 
     async def _stop_tasks(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
 
     async def wait_first_state(self, seconds: float) -> bool:
         """Wait until the first desired state was applied (or `seconds` passed); whether it was."""

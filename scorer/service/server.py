@@ -24,6 +24,7 @@ from registry.follow import BundleCache, RegistryConnection
 from rtscore.errors import InvalidArgument
 from rtscore.heap import freeze_long_lived
 from rtscore.signals import ignore_stop_signals, stop_on_signals
+from rtscore.tasks import cancel_and_wait
 from rtscore.tls import server_credentials
 from scorer.service.admin import AdminGuard, read_token
 from scorer.service.admission import pending_call_options
@@ -114,7 +115,7 @@ class ScorerServer:
         if s.registry is not None:
             self.following = await stack.enter_async_context(self._following())
         canaries = asyncio.create_task(self._canary_loop(), name="rtscore-canaries")
-        stack.push_async_callback(_cancel, canaries)
+        stack.push_async_callback(cancel_and_wait, canaries)
         loop = type(asyncio.get_running_loop())
         log.info(
             "scorer listening",
@@ -209,12 +210,6 @@ class ScorerServer:
         if self._server is not None:
             server, self._server = self._server, None
             await server.stop(grace)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with suppress(asyncio.CancelledError):
-        await task
 
 
 async def serve(settings: ScorerSettings, models: list[ModelSpec]) -> int:
