@@ -76,7 +76,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
         help="calls gRPC's core holds for the event loop before it refuses new ones (default 32; 0: off)",
     )
     serve.add_argument(
-        "--pending-calls-soft-limit", type=int, help="pending calls from which refusals start (default 8)"
+        "--pending-calls-soft-limit",
+        type=int,
+        help="pending calls from which refusals start (default 16, or --max-pending-calls if lower)",
     )
     serve.add_argument("--canary-interval", type=float, metavar="SECONDS", help="seconds between canaries")
     serve.add_argument("--canary-budget-ms", type=float, help="latency budget of one canary run")

@@ -36,6 +36,10 @@ def test_pending_limits_become_the_cores_channel_arguments() -> None:
     with pytest.raises(ValidationError, match="must not exceed max_pending_calls"):
         ScorerSettings(max_pending_calls=8, pending_calls_soft_limit=9)
     assert ScorerSettings(max_pending_calls=0, pending_calls_soft_limit=9).max_pending_calls == 0
+    # the default soft limit (16) follows a lower bound given alone; one given is kept
+    assert ScorerSettings().pending_calls_soft_limit == 16
+    assert ScorerSettings(max_pending_calls=8).pending_calls_soft_limit == 8
+    assert ScorerSettings(max_pending_calls=8, pending_calls_soft_limit=2).pending_calls_soft_limit == 2
 
 
 class Burst:
