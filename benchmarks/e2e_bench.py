@@ -157,7 +157,8 @@ def run_e2e(args: argparse.Namespace) -> int:
     print("e2e over e2e-floor (the same hops with no work): " + ", ".join(
         f"{statistic} {ratio:.2f}x" for statistic, ratio in over_floor.items() if ratio is not None
     ))  # fmt: skip
-    print(f"highest e2e rate with p99 <= {P99_LIMIT_MS:g} ms: {highest['rate'] or 'none tried held'}")
+    held = f"{highest['rate']:g}/s" if highest["rate"] else "none tried held"
+    print(f"highest e2e rate with p99 <= {P99_LIMIT_MS:g} ms: {held}")
     print(f"e2e done in {time.monotonic() - started:.0f}s")
     if args.json:
         full = report.build_report(
