@@ -25,17 +25,27 @@ def search(knee: float, start: float = 500.0) -> tuple[dict[str, Any], list[floa
     return _highest_rate(measure, "t", [b""], args, 60.0, record(start, knee)), measured
 
 
-def test_up_from_a_rate_that_holds_until_one_does_not() -> None:
+def test_up_from_a_rate_that_holds_until_one_does_not_then_between_the_two() -> None:
     found, measured = search(knee=1200.0)
+    # 1.5x steps bracket the knee between 1125 and 1687.5; two geometric bisections narrow it
+    assert measured == [750.0, 1125.0, 1687.5, 1377.8, 1245.0]
     assert found["rate"] == 1125.0
-    assert measured == [750.0, 1125.0, 1687.5]
+    found, measured = search(knee=1300.0)
+    assert measured == [750.0, 1125.0, 1687.5, 1377.8, 1245.0]
+    assert found["rate"] == 1245.0  # within 11% of the knee, where the 1.5x steps alone said 1125
 
 
-def test_down_from_a_rate_that_does_not_hold_until_one_does() -> None:
+def test_down_from_a_rate_that_does_not_hold_until_one_does_then_between_the_two() -> None:
     found, measured = search(knee=200.0)
-    assert found["rate"] == 500 / 1.5 / 1.5 / 1.5
-    assert [round(r, 1) for r in measured] == [333.3, 222.2, 148.1]
-    assert [t["held"] for t in found["tried"]] == [False, False, False, True]
+    assert [round(r, 1) for r in measured] == [333.3, 222.2, 148.1, 181.4, 200.8]
+    assert found["rate"] == 181.4
+    assert [t["held"] for t in found["tried"]] == [False, False, False, True, True, False]
+
+
+def test_no_bisection_without_a_rate_missed() -> None:
+    found, measured = search(knee=10_000.0)  # every rate up to --max-rate holds
+    assert measured == [750.0, 1125.0, 1687.5, 2531.25]
+    assert found["rate"] == 2531.25
 
 
 def test_none_when_nothing_down_to_the_lowest_rate_holds() -> None:
