@@ -109,12 +109,12 @@ class ScorerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _pending_limits_in_order(self) -> ScorerSettings:
-        if "pending_calls_soft_limit" not in self.model_fields_set:
-            # the default soft limit follows a lower bound given alone (refusals start there)
-            self.pending_calls_soft_limit = min(self.pending_calls_soft_limit, self.max_pending_calls)
-        elif self.max_pending_calls and self.pending_calls_soft_limit > self.max_pending_calls:
+        if not self.max_pending_calls or self.pending_calls_soft_limit <= self.max_pending_calls:
+            return self
+        if "pending_calls_soft_limit" in self.model_fields_set:
             raise ValueError(
                 f"pending_calls_soft_limit ({self.pending_calls_soft_limit}) must not exceed "
                 f"max_pending_calls ({self.max_pending_calls})"
             )
+        self.pending_calls_soft_limit = self.max_pending_calls  # the default follows a lower bound
         return self

@@ -40,6 +40,7 @@ def test_pending_limits_become_the_cores_channel_arguments() -> None:
     assert ScorerSettings().pending_calls_soft_limit == 16
     assert ScorerSettings(max_pending_calls=8).pending_calls_soft_limit == 8
     assert ScorerSettings(max_pending_calls=8, pending_calls_soft_limit=2).pending_calls_soft_limit == 2
+    assert ScorerSettings(max_pending_calls=0).pending_calls_soft_limit == 16  # no bound: left alone
 
 
 class Burst:
