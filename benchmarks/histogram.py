@@ -51,6 +51,9 @@ class LatencyRecorder:
     sent_at: list[float] = field(default_factory=list)
     latency: list[float] = field(default_factory=list)
     ok: list[bool] = field(default_factory=list)
+    # Per call, the part of its latency spent waiting to leave the client (the native client only;
+    # empty where a client does not say): latency minus this is the call timed from its send.
+    waited: list[float] = field(default_factory=list)
 
     def record(self, sent_at: float, latency_s: float) -> None:
         """Record one successful call."""
@@ -79,6 +82,7 @@ class LatencyRecorder:
         self.sent_at.extend(t + offset_s for t in other.sent_at)
         self.latency.extend(other.latency)
         self.ok.extend(other.ok)
+        self.waited.extend(other.waited)
 
     def to_wire(self) -> dict[str, Any]:
         """A picklable, compact form for sending a recorder between processes."""

@@ -190,10 +190,11 @@ def _result(process: _Process) -> RunResult:
     recorder = LatencyRecorder()
     recorder.histogram.decode_and_add(data["histogram"])
     recorder.errors.update(data["errors"])
-    calls = np.fromfile(process.timeline, dtype="<f8").reshape(-1, 3)
+    calls = np.fromfile(process.timeline, dtype="<f8").reshape(-1, 4)
     recorder.sent_at = calls[:, 0].tolist()
     recorder.latency = calls[:, 1].tolist()
     recorder.ok = (calls[:, 2] == 0).tolist()
+    recorder.waited = calls[:, 3].tolist()
     cpu = data["cpu"]
     return RunResult(
         process.spec,

@@ -54,7 +54,7 @@ func parseFlags(args []string) (config, error) {
 	flags.StringVar(&c.method, "method", "/rtscore.v1.Scorer/Score", "full method name")
 	flags.StringVar(&c.requests, "requests", "", "file of length-delimited serialized requests (uvarint size, bytes)")
 	flags.StringVar(&c.out, "out", "-", "write the JSON result here (- for stdout)")
-	flags.StringVar(&c.timeline, "timeline", "", "also write each measured call as three little-endian float64s: sent at (s), latency (s), status code")
+	flags.StringVar(&c.timeline, "timeline", "", "also write each measured call as four little-endian float64s: sent at (s), latency (s), status code, the part of the latency spent waiting to leave (s)")
 	flags.StringVar(&c.mode, "mode", "open", "open or closed")
 	flags.Float64Var(&c.rate, "rate", 100, "open loop: calls per second")
 	flags.StringVar(&c.arrivals, "arrivals", "poisson", "open loop: poisson or constant")

@@ -150,7 +150,8 @@ func lagSummary(lags []time.Duration) map[string]float64 {
 	return summary
 }
 
-// writeTimeline writes every measured call as (sent at s, latency s, status code) float64 triples.
+// writeTimeline writes every measured call as four float64s: sent at (s), latency (s), status code, and
+// the part of the latency spent waiting to leave (s), so a reader can also time calls from their send.
 func writeTimeline(path string, all []*records) error {
 	file, err := os.Create(path)
 	if err != nil {
@@ -158,12 +159,14 @@ func writeTimeline(path string, all []*records) error {
 	}
 	defer file.Close()
 	writer := bufio.NewWriter(file)
-	var row [24]byte
+	var row [32]byte
 	for _, calls := range all {
 		calls.each(func(c *record) {
 			binary.LittleEndian.PutUint64(row[0:], math.Float64bits(c.sentAt.Seconds()))
 			binary.LittleEndian.PutUint64(row[8:], math.Float64bits(c.latency.Seconds()))
 			binary.LittleEndian.PutUint64(row[16:], math.Float64bits(float64(c.code)))
+			// the part of the latency the call spent waiting to leave (lateness past the timer slack)
+			binary.LittleEndian.PutUint64(row[24:], math.Float64bits(max(c.lag-timerSlack, 0).Seconds()))
 			_, _ = writer.Write(row[:])
 		})
 	}
