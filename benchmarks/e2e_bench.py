@@ -207,7 +207,7 @@ def _highest_rate(
         if ok:
             held = max(held or 0.0, rate)
         else:
-            missed = min(missed or rate, rate)
+            missed = rate  # the search stops at the first miss going up; going down, each is lower
         if ok != up:
             break
         rate = rate * 1.5 if up else rate / 1.5

@@ -238,10 +238,8 @@ def verdict(
     """The overload's figures against the targets."""
     p99 = (overload.get("latency_ms") or {}).get("p99")
     share = overload["goodput"] / capacity["goodput"] if capacity["goodput"] else 0.0
-    refused = overload["refused_ms"]
-    refusal_p99 = None if refused is None else refused["p99"]
-    from_send = overload.get("refused_from_send_ms")
-    from_send_p99 = None if from_send is None else from_send["p99"]
+    refusal_p99 = (overload["refused_ms"] or {}).get("p99")
+    from_send_p99 = (overload.get("refused_from_send_ms") or {}).get("p99")
     return {
         "factor": factor,
         "capacity_goodput": capacity["goodput"],
