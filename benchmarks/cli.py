@@ -31,6 +31,11 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     )
     run.add_argument("--model", help="model name sent in every ScoreRequest (not with --extractor)")
     run.add_argument("--frame", type=Path, help="MLeap JSON LeapFrame with the input rows (else: GetModel)")
+    run.add_argument(
+        "--form",
+        choices=("dense", "columns"),
+        help="request frames: dense (one float64 block; the default for all-double inputs) or columns",
+    )
     run.add_argument("--name", default="run", help="name of the run in the report")
     _add_load_options(run)
     run.add_argument("--json", type=Path, help="write the report here, and a PNG beside it")
@@ -198,14 +203,17 @@ def _requests(args: argparse.Namespace) -> list[bytes]:
     if args.extractor:
         from extractor.bench import evaluate_requests
 
+        if args.form is not None:
+            raise InvalidArgument("--form shapes ScoreRequests; an extractor is sent transactions")
         if args.transactions is None:
             raise InvalidArgument("--extractor needs --transactions F.jsonl (rtscore extractor generate)")
         return evaluate_requests(args.transactions)
 
     if args.frame is not None:
-        return frames.score_requests(
-            frames.load_leap_frame(args.frame), args.model, args.batch, str(args.frame)
-        )
+        frame = frames.load_leap_frame(args.frame)
+        # the dense form wherever the inputs are all doubles, as rtscore's own clients send it
+        dense = args.form == "dense" or (args.form is None and frames.all_doubles(frame, str(args.frame)))
+        return frames.score_requests(frame, args.model, args.batch, str(args.frame), dense=dense)
     import grpc
 
     from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
@@ -228,7 +236,9 @@ def _requests(args: argparse.Namespace) -> list[bytes]:
                 f"{target}: GetModel({args.model!r}) failed ({err.code().name}: {err.details()}); "
                 "pass --frame to send rows from a file"
             ) from err
-    return frames.requests_from_schema(list(info.inputs), args.model, args.batch, seed=args.seed)
+    inputs = list(info.inputs)
+    dense = args.form == "dense" or (args.form is None and frames.all_double_scalars(inputs))
+    return frames.requests_from_schema(inputs, args.model, args.batch, seed=args.seed, dense=dense)
 
 
 def _e2e(args: argparse.Namespace) -> int:

@@ -181,17 +181,38 @@ def score_requests(
     return requests
 
 
+def all_double_scalars(fields: Sequence[frame_pb2.FieldSpec]) -> bool:
+    """Whether a model's declared inputs (from `GetModel`) are all double scalars: the dense form's."""
+    return bool(fields) and all(f.type == frame_pb2.COLUMN_TYPE_DOUBLE and not f.shape for f in fields)
+
+
 def requests_from_schema(
-    fields: Sequence[frame_pb2.FieldSpec], model: str, batch: int, distinct: int = 64, seed: int = 0
+    fields: Sequence[frame_pb2.FieldSpec],
+    model: str,
+    batch: int,
+    distinct: int = 64,
+    seed: int = 0,
+    dense: bool = False,
 ) -> list[bytes]:
-    """Serialized `ScoreRequest`s with random values for a model's declared inputs (from `GetModel`)."""
+    """Serialized `ScoreRequest`s with random values for a model's declared inputs (from `GetModel`).
+
+    `dense`: the rows travel as one float64 block (`Frame.dense`), which needs every input a double scalar.
+    """
     if batch < 1:
         raise BenchFrameError(f"batch must be at least 1, got {batch}")
     if not fields:
         raise BenchFrameError(f"model {model!r} declares no input fields to generate values for")
+    if dense and not all_double_scalars(fields):
+        raise BenchFrameError(f"model {model!r}: the dense form carries double scalar inputs only")
     rng = np.random.default_rng(seed)
     requests = []
     for _ in range(distinct):
+        if dense:
+            values = rng.normal(size=(batch, len(fields))).astype("<f8")
+            block = frame_pb2.DenseDoubles(names=[f.name for f in fields], values=values.tobytes())
+            request = scorer_pb2.ScoreRequest(model=model, frame=frame_pb2.Frame(rows=batch, dense=block))
+            requests.append(request.SerializeToString())
+            continue
         frame = frame_pb2.Frame(rows=batch)
         for field in fields:
             column = frame.columns.add(name=field.name, type=field.type, shape=field.shape)

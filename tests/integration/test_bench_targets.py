@@ -19,6 +19,7 @@ from protos.rtscore.v1 import frame_pb2, scorer_pb2, scorer_pb2_grpc
 from rtscore.errors import Unavailable
 from scorer.bundle.model import load_bundle
 from scorer.service.frames import check_inputs, to_leap_frame, to_wire_frame
+from tests.integration.cli_run import rtscore
 from tests.paths import FIXTURES
 
 pytestmark = pytest.mark.slow
@@ -197,6 +198,14 @@ def test_the_kernel_floor_scores_dense_rows_of_a_planned_bundle_and_refuses_anyt
             call(columnar.SerializeToString(), timeout=30)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert call(dense.SerializeToString(), timeout=30)  # and it keeps serving
+        # `bench run --frame` sends an all-double frame dense unless told otherwise
+        for form, codes in (([], {}), (["--form", "columns"], {"INVALID_ARGUMENT": 20})):
+            args = ["--target", kernel.target, "--model", "bench", "--frame", str(frame), *form]
+            ran = rtscore(
+                "bench", "run", *args, "--count", "20", "--warmup", "0", "--json", str(tmp_path / "r.json")
+            )
+            assert ran.returncode == 0, ran.stderr
+            assert json.loads((tmp_path / "r.json").read_text())["runs"][0]["errors"] == codes
     demo = floor_server(FIXTURES / "demo.zip", FIXTURES / "frame.demo.json", "bench", kernel=True)
     with pytest.raises(Unavailable, match="no kernel floor"):
         demo.start()

@@ -120,6 +120,28 @@ def test_schema_generated_requests_match_the_declared_inputs() -> None:
         requests_from_schema([], "m", 1)
 
 
+def test_schema_generated_requests_of_double_scalars_can_travel_dense() -> None:
+    import numpy as np
+
+    from benchmarks.frames import all_double_scalars
+
+    doubles = [frame_pb2.FieldSpec(name=n, type=frame_pb2.COLUMN_TYPE_DOUBLE) for n in ("a", "b", "c")]
+    assert all_double_scalars(doubles)
+    requests = [
+        scorer_pb2.ScoreRequest.FromString(r)
+        for r in requests_from_schema(doubles, "m", 4, distinct=5, dense=True)
+    ]
+    assert len(requests) == 5
+    frame = requests[0].frame
+    assert (frame.rows, list(frame.dense.names), len(frame.columns)) == (4, ["a", "b", "c"], 0)
+    assert np.isfinite(np.frombuffer(frame.dense.values, dtype="<f8")).sum() == 12
+    tensor = [*doubles, frame_pb2.FieldSpec(name="v", type=frame_pb2.COLUMN_TYPE_DOUBLE_TENSOR, shape=[3])]
+    assert not all_double_scalars(tensor)
+    assert not all_double_scalars([])
+    with pytest.raises(BenchFrameError, match="double scalar inputs only"):
+        requests_from_schema(tensor, "m", 1, dense=True)
+
+
 DOUBLES = {
     "schema": {"fields": [{"name": "amount", "type": "double"}, {"name": "age", "type": "double"}]},
     "rows": [[1.5, 30.0], [None, 41.0], [2.5, -1.0]],
