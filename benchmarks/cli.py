@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     run.add_argument("--name", default="run", help="name of the run in the report")
     _add_load_options(run)
     run.add_argument("--json", type=Path, help="write the report here, and a PNG beside it")
-    run.set_defaults(func=_run)
+    _load_command(run, _run)
 
     e2e = commands.add_parser(
         "e2e", help="load → extractor (Redis velocity) → two scorers, beside the scorer alone and the floor"
@@ -47,13 +49,13 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     from benchmarks.e2e_bench import add_arguments as add_e2e_arguments
 
     add_e2e_arguments(e2e)
-    e2e.set_defaults(func=_e2e)
+    _load_command(e2e, _e2e)
 
     compare = commands.add_parser("compare", help="before (sklearn), mleap and rtscore side by side")
     from benchmarks.compare import add_compare_arguments
 
     add_compare_arguments(compare)
-    compare.set_defaults(func=_compare)
+    _load_command(compare, _compare)
 
     scorer = commands.add_parser(
         "scorer", help="the scorer under load: latency, CPU per call by thread, memory of 1 and 2 workers"
@@ -61,7 +63,7 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     from benchmarks.scorer_bench import add_arguments
 
     add_arguments(scorer)
-    scorer.set_defaults(func=_scorer)
+    _load_command(scorer, _scorer)
 
     overload = commands.add_parser(
         "overload", help="one scorer at twice its capacity: accepted p99, goodput, how fast refusals come"
@@ -69,7 +71,7 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     from benchmarks.overload_bench import add_arguments as add_overload_arguments
 
     add_overload_arguments(overload)
-    overload.set_defaults(func=_overload)
+    _load_command(overload, _overload)
 
     pool = commands.add_parser(
         "pool",
@@ -78,7 +80,7 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     from benchmarks.pool_bench import add_arguments as add_pool_arguments
 
     add_pool_arguments(pool)
-    pool.set_defaults(func=_pool)
+    _load_command(pool, _pool)
 
     fixture = commands.add_parser("fixture", help="build (or find cached) the seed-scale forest and bundle")
     fixture.add_argument("--quick", action="store_true", help="the small forest the quick compare uses")
@@ -95,6 +97,33 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     plot = commands.add_parser("plot", help="redraw the PNG of a report JSON")
     plot.add_argument("report", type=Path)
     plot.set_defaults(func=_plot)
+
+
+def _load_command(parser: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int]) -> None:
+    """A command that generates load: `func` runs it, holding `--cpu-latency-us` for the whole run."""
+    parser.add_argument(
+        "--cpu-latency-us",
+        type=int,
+        metavar="US",
+        help="hold the machine's idle CPUs to wake-ups within US microseconds for the run, every target "
+        "alike (0: polling; needs root); the report's machine.cpu_idle says what was in force",
+    )
+    parser.set_defaults(func=functools.partial(_holding_cpu_latency, func))
+
+
+def _holding_cpu_latency(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    if args.cpu_latency_us is None:
+        return func(args)
+    from rtscore.cpu_latency import CpuLatencyRequest
+
+    try:
+        request = CpuLatencyRequest(args.cpu_latency_us)
+    except ValueError as err:
+        raise InvalidArgument(f"--cpu-latency-us: {err}") from None
+    with request as held:
+        if not held.held:
+            print(f"warning: running without the CPU latency limit: {held.reason}", file=sys.stderr)
+        return func(args)
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:

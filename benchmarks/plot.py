@@ -50,7 +50,11 @@ def write_plot(report: Mapping[str, Any], path: Path) -> Path:
         if runs:
             axes.legend(fontsize="small")
     machine = report.get("machine", {})
-    fig.suptitle(f"rtscore bench: {machine.get('cores', '?')} cores, {machine.get('cpu', '')}", fontsize=9)
+    title = f"rtscore bench: {machine.get('cores', '?')} cores, {machine.get('cpu', '')}"
+    limit = machine.get("cpu_idle", {}).get("latency_limit_us")
+    if limit is not None:
+        title += f", idle CPUs held to {limit} us wake-ups"
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

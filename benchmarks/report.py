@@ -14,6 +14,7 @@ from typing import Any
 import psutil
 
 from benchmarks.loadgen import RunResult
+from rtscore.cpu_latency import current_limit_us, idle_driver
 
 REPORT_VERSION = 1
 _PACKAGES = ("rtscore", "grpcio", "protobuf", "numpy", "numba", "scikit-learn", "mleap", "hdrhistogram")
@@ -38,6 +39,8 @@ def machine_info() -> dict[str, Any]:
         # Other work on the machine shifts every number; the load average says how much there was.
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "python_loop_ms": python_loop_ms(),
+        # Whether idle CPUs sleep or poll changes every wake-up (--cpu-latency-us holds them polling).
+        "cpu_idle": {"driver": idle_driver(), "latency_limit_us": current_limit_us()},
         "versions": versions,
     }
 

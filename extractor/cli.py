@@ -89,6 +89,12 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
         "column per feature",
     )
     serve.add_argument("--metrics-port", type=int, help="Prometheus endpoint port")
+    serve.add_argument(
+        "--cpu-latency-us",
+        type=int,
+        metavar="US",
+        help="hold idle CPUs to wake-ups within US microseconds while serving (0: polling; needs root)",
+    )
     serve.add_argument("--log-level", default="INFO", help="log level (default INFO)")
     serve.set_defaults(func=_serve)
 
@@ -141,6 +147,8 @@ def _serve(args: argparse.Namespace) -> int:
     for field, flag in _CREDENTIAL_FLAGS.items():
         if getattr(args, flag) is not None:
             given[field] = getattr(args, flag)
+    if args.cpu_latency_us is not None:
+        given["cpu_latency_us"] = args.cpu_latency_us
     if args.redis_url:
         given["RTSCORE_EXTRACTOR_REDIS_URL"] = args.redis_url
     if args.kafka_bootstrap:

@@ -28,6 +28,7 @@ from extractor.velocity.fallback import FallbackVelocityStore
 from extractor.velocity.memory import MemoryVelocityStore
 from extractor.velocity.redis_store import RedisVelocityStore
 from protos.rtscore.v1 import extractor_pb2, extractor_pb2_grpc, frame_pb2, scorer_pb2, scorer_pb2_grpc
+from rtscore.cpu_latency import CpuLatencyRequest
 from rtscore.errors import FailedPrecondition, InvalidArgument, Unavailable
 from rtscore.heap import freeze_long_lived
 from rtscore.signals import ignore_stop_signals, stop_on_signals
@@ -220,7 +221,10 @@ async def serve(settings: ExtractorSettings) -> int:
     """Run one extractor until SIGTERM or SIGINT, then drain; returns the exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    async with ExtractorServer(settings) as server:
+    async with AsyncExitStack() as held:
+        if settings.cpu_latency_us is not None:
+            held.enter_context(CpuLatencyRequest(settings.cpu_latency_us))
+        server = await held.enter_async_context(ExtractorServer(settings))
         stop_on_signals(loop, stop)
         metrics = f" metrics on {settings.metrics_host}:{server.metrics_port}" if server.metrics_port else ""
         freeze_long_lived()  # before the first call: no full collection walks the modules

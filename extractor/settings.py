@@ -62,6 +62,9 @@ class ExtractorSettings(BaseSettings):
     """Deadline of an Evaluate whose caller set none."""
     wait_ready_s: float = Field(default=30.0, gt=0)
     """How long `serve` waits at start for a scorer hosting the model."""
+    cpu_latency_us: int | None = Field(default=None, ge=0)
+    """While serving, hold the machine's idle CPUs to states that wake within this many microseconds
+    (rtscore.cpu_latency; 0 keeps them polling). None: the machine's own idle."""
     dense_frames: bool = True
     """Send features as Frame.dense (one block of doubles: one pack here, one np.frombuffer in the scorer)
     rather than one column per feature."""

@@ -26,6 +26,7 @@ _SETTINGS_FLAGS = {
     "metrics_port": "metrics_port",
     "log_level": "log_level",
     "event_loop": "event_loop",
+    "cpu_latency_us": "cpu_latency_us",
     "registry": "registry",
     "pool": "pool",
     "env": "environment",
@@ -86,6 +87,12 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     serve.add_argument("--metrics-port", type=int, help="Prometheus endpoint port (worker i: port + i)")
     serve.add_argument("--log-level", help="log level (default INFO)")
     serve.add_argument("--event-loop", choices=("uvloop", "asyncio"), help="asyncio loop (default uvloop)")
+    serve.add_argument(
+        "--cpu-latency-us",
+        type=int,
+        metavar="US",
+        help="hold idle CPUs to wake-ups within US microseconds while serving (0: polling; needs root)",
+    )
     follow = serve.add_argument_group("following a registry (models come from its deployments)")
     follow.add_argument("--registry", metavar="HOST:PORT", help="registry to follow")
     follow.add_argument("--pool", help="pool whose deployments to host (default: default)")

@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from protos.ml.combust.mleap.pb import grpc_pb2, grpc_pb2_grpc
 from protos.rtscore.v1 import scorer_pb2, scorer_pb2_grpc
 from registry.follow import BundleCache, RegistryConnection
+from rtscore.cpu_latency import CpuLatencyRequest
 from rtscore.errors import InvalidArgument
 from rtscore.heap import freeze_long_lived
 from rtscore.signals import ignore_stop_signals, stop_on_signals
@@ -218,7 +219,10 @@ async def serve(settings: ScorerSettings, models: list[ModelSpec]) -> int:
     loop = asyncio.get_running_loop()
     if settings.registry is not None and models:
         raise InvalidArgument("a scorer following a registry takes its models from it: drop --model")
-    async with ScorerServer(settings) as server:
+    async with AsyncExitStack() as held:
+        if settings.cpu_latency_us is not None:
+            held.enter_context(CpuLatencyRequest(settings.cpu_latency_us))
+        server = await held.enter_async_context(ScorerServer(settings))
         for spec in models:
             await server.load(spec)
         if server.following is not None and not await server.following.wait_first_state(FIRST_STATE_S):
