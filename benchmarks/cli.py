@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from rtscore.errors import InvalidArgument
@@ -108,10 +110,12 @@ def _load_command(parser: argparse.ArgumentParser, func: Callable[[argparse.Name
         help="hold the machine's idle CPUs to wake-ups within US microseconds for the run, every target "
         "alike (0: polling; needs root); the report's machine.cpu_idle says what was in force",
     )
-    parser.set_defaults(func=functools.partial(_holding_cpu_latency, func))
+    parser.set_defaults(func=functools.partial(_run_load, func))
 
 
-def _holding_cpu_latency(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+def _run_load(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    # SIGTERM unwinds like Ctrl-C, so every server and client the run started is stopped on the way out
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     if args.cpu_latency_us is None:
         return func(args)
     from rtscore.cpu_latency import CpuLatencyRequest
@@ -124,6 +128,10 @@ def _holding_cpu_latency(func: Callable[[argparse.Namespace], int], args: argpar
         if not held.held:
             print(f"warning: running without the CPU latency limit: {held.reason}", file=sys.stderr)
         return func(args)
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
