@@ -129,6 +129,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from extractor.server import serve
     from extractor.settings import ExtractorSettings
+    from rtscore.settings import settings_from
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
     given = {
@@ -153,7 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
         given["RTSCORE_EXTRACTOR_REDIS_URL"] = args.redis_url
     if args.kafka_bootstrap:
         given["RTSCORE_EXTRACTOR_KAFKA_BOOTSTRAP"] = args.kafka_bootstrap
-    settings = ExtractorSettings(**given)
+    settings = settings_from(ExtractorSettings, **given)
     try:
         import uvloop
 

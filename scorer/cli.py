@@ -119,8 +119,7 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from pydantic import ValidationError
-
+    from rtscore.settings import settings_from
     from scorer.service import logs
     from scorer.service.server import serve
     from scorer.service.settings import ScorerSettings
@@ -129,11 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
     given = {field: getattr(args, flag) for flag, field in _SETTINGS_FLAGS.items()}
     if args.load_dir:
         given["load_dirs"] = args.load_dir
-    try:
-        settings = ScorerSettings(**{k: v for k, v in given.items() if v is not None})
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise InvalidArgument(f"bad settings: {problems}") from None
+    settings = settings_from(ScorerSettings, **{k: v for k, v in given.items() if v is not None})
     models = model_specs(args.model, args.canary)
     logs.configure(settings.log_level)
     if settings.workers > 1:

@@ -74,6 +74,7 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    from rtscore.settings import settings_from
     from shadow.settings import ShadowSettings
 
     names = ("registry", "environment", "pool", "topic", "group", "instance_id", "batch_size", "threshold")
@@ -82,7 +83,7 @@ def _settings(args: argparse.Namespace) -> Any:
         overrides["dead_letter_topic"] = args.dead_letter_topic
     if getattr(args, "metrics_port", None) is not None:
         overrides["metrics_port"] = args.metrics_port
-    return ShadowSettings(**overrides)
+    return settings_from(ShadowSettings, **overrides)
 
 
 def _run(args: argparse.Namespace) -> int:

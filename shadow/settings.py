@@ -46,19 +46,19 @@ class ShadowSettings(BaseSettings):
     instance_id: str = ""
     """Static group membership (KIP-345): a restarted worker with the same id takes its partitions back
     at once instead of waiting for the session timeout."""
-    session_timeout_ms: int = 10_000
+    session_timeout_ms: int = Field(default=10_000, ge=1)
     """How long the group waits for a silent worker before moving its partitions."""
-    batch_size: int = 2_000
+    batch_size: int = Field(default=2_000, ge=1)
     """Records per batch, at most."""
-    batch_timeout_s: float = 0.2
+    batch_timeout_s: float = Field(default=0.2, gt=0)
     """How long a batch may wait to fill."""
     score_threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1)
     """Models scored side by side per batch (the forest kernel runs without the GIL)."""
-    threshold: float = 0.5
+    threshold: float = Field(default=0.5, ge=0, le=1)
     """Score at or above which a shadow model's decision is positive (fraud)."""
-    retry_initial_s: float = 0.1
+    retry_initial_s: float = Field(default=0.1, gt=0)
     """First wait before retrying a batch whose database or broker was away."""
-    retry_max_s: float = 5.0
+    retry_max_s: float = Field(default=5.0, gt=0)
     """Longest wait between retries."""
     bundle_dir: Path = Field(default_factory=_default_bundle_dir)
     """Bundles downloaded from the registry, by sha256."""
