@@ -44,11 +44,12 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 def _serve(args: argparse.Namespace) -> int:
     from registry.server import serve
     from registry.settings import RegistrySettings
+    from rtscore.settings import settings_from
 
     overrides: dict[str, Any] = {k: v for k, v in (("port", args.port), ("host", args.host)) if v is not None}
     if args.store:
         overrides["store"] = args.store
-    asyncio.run(serve(RegistrySettings(**overrides)))
+    asyncio.run(serve(settings_from(RegistrySettings, **overrides)))
     return 0
 
 

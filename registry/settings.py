@@ -18,11 +18,11 @@ class EvaluationThresholds(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RTSCORE_REGISTRY_EVAL_")
 
-    min_sample_size: int = 1000
+    min_sample_size: int = Field(default=1000, ge=1)
     """Transactions scored by both models, at least."""
-    min_agreement: float = 0.99
+    min_agreement: float = Field(default=0.99, ge=0, le=1)
     """Share of same decisions at the threshold, at least."""
-    max_score_distance: float = 0.1
+    max_score_distance: float = Field(default=0.1, ge=0)
     """Distance between the score distributions, at most."""
 
 
@@ -37,19 +37,19 @@ class RegistrySettings(BaseSettings):
     """Postgres DSN; RTSCORE_DATABASE_URL works too."""
     host: str = "127.0.0.1"
     """Interface the gRPC port binds."""
-    port: int = 50071
+    port: int = Field(default=50071, ge=0, le=65535)
     """gRPC port; 0 picks a free one."""
     store: Literal["local", "postgres"] = "local"
     """Where bundle bytes live: a local directory or Postgres."""
     store_dir: Path = Field(default_factory=_default_store_dir)
     """Directory of the local store (content-addressed by sha256)."""
-    chunk_size: int = 1 << 20
+    chunk_size: int = Field(default=1 << 20, ge=1)
     """Bytes per chunk streamed down and stored in Postgres."""
-    max_bundle_bytes: int = 4 << 30
+    max_bundle_bytes: int = Field(default=4 << 30, ge=1)
     """Largest bundle accepted."""
-    pool_size: int = 10
+    pool_size: int = Field(default=10, ge=1)
     """Postgres connections per registry process."""
-    grace_seconds: float = 5.0
+    grace_seconds: float = Field(default=5.0, ge=0)
     """How long in-flight calls may finish on shutdown."""
     tls_cert: Path | None = None
     """PEM certificate chain; with tls_key, the port speaks TLS."""

@@ -24,6 +24,7 @@ from rtscore.cli import main
         ),
         (["shadow", "run", "--registry", "127.0.0.1:1", "--batch-size", "0"], "batch_size"),
         (["shadow", "run", "--registry", "127.0.0.1:1", "--threshold", "1.5"], "threshold"),
+        (["registry", "serve", "--port", "70000"], "port"),
     ],
 )  # fmt: skip
 def test_a_refused_setting_is_one_line_naming_it(
