@@ -57,8 +57,9 @@ def _token_create(args: argparse.Namespace) -> int:
     from registry.access import create_token
     from registry.db import open_pool
     from registry.settings import RegistrySettings
+    from rtscore.settings import settings_from
 
-    dsn = RegistrySettings().database_url
+    dsn = settings_from(RegistrySettings).database_url
     if not dsn:
         raise InvalidArgument("no database: set RTSCORE_DATABASE_URL")
 
