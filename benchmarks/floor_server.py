@@ -128,7 +128,7 @@ async def serve_bare(handler: grpc.GenericRpcHandler, service: str, host: str, p
 
 def supervise(reply: bytes, host: str, port: int, workers: int, kernel_of: Path | None = None) -> int:
     """Run `workers` bare servers on one port until SIGTERM or SIGINT, then stop them all."""
-    from scorer.service.workers import reserve_port
+    from rtscore.workers import reserve_port
 
     reservation = reserve_port(host, port)
     port = int(reservation.getsockname()[1])

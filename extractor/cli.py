@@ -8,8 +8,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# ExtractorSettings field → `serve` flag: the scorer's names for the registry, `rtscore score`'s for scorers.
-_CREDENTIAL_FLAGS = {
+# ExtractorSettings field → `serve` flag; the credentials take the scorer's names for the registry and
+# `rtscore score`'s for scorers.
+_SETTINGS_FLAGS = {
+    "host": "host",
+    "port": "port",
+    "workers": "workers",
+    "spec": "spec",
+    "model": "model",
+    "registry": "registry",
+    "pool": "pool",
+    "scorer_connections": "scorer_connections",
+    "environment": "environment",
+    "review_at": "review_at",
+    "decline_at": "decline_at",
+    "wait_ready_s": "wait_ready",
+    "velocity": "velocity",
+    "shadow_topic": "shadow_topic",
+    "shadow_fraction": "shadow_fraction",
+    "shadow_key": "shadow_key",
+    "dense_frames": "dense_frames",
+    "metrics_port": "metrics_port",
+    "cpu_latency_us": "cpu_latency_us",
     "registry_token_file": "token_file",
     "registry_ca": "registry_ca",
     "registry_cert": "registry_cert",
@@ -26,20 +46,22 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     serve = actions.add_parser("serve", help="serve rtscore.v1.Extractor over gRPC")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=50071, help="gRPC port; 0 picks a free one")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="gRPC port (default 50071); 0 picks a free one")
+    serve.add_argument(
+        "--workers", type=int, help="processes sharing the port via SO_REUSEPORT (needs --velocity redis)"
+    )
     serve.add_argument("--spec", type=Path, help="feature spec (TOML); default: the project's own")
     serve.add_argument("--scorers", help="static scorer endpoints, H:P,H:P,…")
     serve.add_argument("--registry", help="registry address whose membership lists the scorers")
-    serve.add_argument("--pool", default="default", help="scorer pool in the registry (default: default)")
+    serve.add_argument("--pool", help="scorer pool in the registry (default: default)")
     serve.add_argument(
         "--scorer-connections",
         type=int,
-        default=1,
         help="connections to each scorer address (default 1); about 4 x N for scorers of --workers N",
     )
-    serve.add_argument("--environment", default="production", help="environment of the pool")
-    serve.add_argument("--model", default="fraud:champion", help="model: name, name@version or role alias")
+    serve.add_argument("--environment", help="environment of the pool (default production)")
+    serve.add_argument("--model", help="model: name, name@version or role alias (default fraud:champion)")
     follow = serve.add_argument_group("credentials for the registry and the scorers")
     follow.add_argument(
         "--token-file",
@@ -61,9 +83,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
         "--cert", metavar="PEM", type=Path, help="client certificate, for mutual TLS to scorers"
     )
     follow.add_argument("--key", metavar="PEM", type=Path, help="private key of --cert")
-    serve.add_argument("--review-at", type=float, default=0.5, help="scores from here are reviewed")
-    serve.add_argument("--decline-at", type=float, default=0.8, help="scores from here are declined")
-    serve.add_argument("--score-timeout-ms", type=float, default=50.0, help="deadline of the scorer call")
+    serve.add_argument("--review-at", type=float, help="scores from here are reviewed (default 0.5)")
+    serve.add_argument("--decline-at", type=float, help="scores from here are declined (default 0.8)")
+    serve.add_argument("--score-timeout-ms", type=float, help="deadline of the scorer call (default 50)")
     serve.add_argument(
         "--hedge",
         action="store_true",
@@ -74,17 +96,16 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
         type=float,
         help="hedge (implies --hedge) a scorer call after this long (default: running p95)",
     )
-    serve.add_argument("--wait-ready", type=float, default=30.0, help="seconds to wait for a ready scorer")
-    serve.add_argument("--velocity", choices=["memory", "redis"], default="memory", help="velocity store")
+    serve.add_argument("--wait-ready", type=float, help="seconds to wait for a ready scorer (default 30)")
+    serve.add_argument("--velocity", choices=["memory", "redis"], help="velocity store (default memory)")
     serve.add_argument("--redis-url", help="Redis for --velocity redis (default: RTSCORE_REDIS_URL)")
     serve.add_argument("--shadow-topic", help="Kafka topic for shadow copies")
-    serve.add_argument("--shadow-fraction", type=float, default=0.0, help="share of transactions copied")
-    serve.add_argument("--shadow-key", default="transaction", help="sample key: transaction, card_token, …")
+    serve.add_argument("--shadow-fraction", type=float, help="share of transactions copied (default 0)")
+    serve.add_argument("--shadow-key", help="sample key: transaction (the default), card_token, …")
     serve.add_argument("--kafka-bootstrap", help="Kafka for shadow copies (default: RTSCORE_KAFKA_BOOTSTRAP)")
     serve.add_argument(
         "--dense-frames",
         action=argparse.BooleanOptionalAction,
-        default=True,
         help="send features as Frame.dense, one block of doubles (the default); --no-dense-frames: one "
         "column per feature",
     )
@@ -130,31 +151,28 @@ def _serve(args: argparse.Namespace) -> int:
     from extractor.server import serve
     from extractor.settings import ExtractorSettings
     from rtscore.settings import settings_from
+    from rtscore.workers import end_with_supervisor, run_workers
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    given = {
-        "host": args.host, "port": args.port, "spec": args.spec, "model": args.model,
-        "scorers": [s for s in (args.scorers or "").split(",") if s], "registry": args.registry,
-        "pool": args.pool, "scorer_connections": args.scorer_connections,
-        "environment": args.environment, "review_at": args.review_at,
-        "decline_at": args.decline_at, "score_timeout_s": args.score_timeout_ms / 1e3,
-        "wait_ready_s": args.wait_ready, "velocity": args.velocity, "shadow_topic": args.shadow_topic,
-        "shadow_fraction": args.shadow_fraction, "shadow_key": args.shadow_key,
-        "dense_frames": args.dense_frames, "metrics_port": args.metrics_port,
-        "hedge": args.hedge or args.hedge_delay_ms is not None,  # a delay given means hedge
-        "hedge_delay_s": None if args.hedge_delay_ms is None else args.hedge_delay_ms / 1e3,
-    }  # fmt: skip
-    # left out when not given, so RTSCORE_EXTRACTOR_REGISTRY_TOKEN_FILE and the like still apply
-    for field, flag in _CREDENTIAL_FLAGS.items():
-        if getattr(args, flag) is not None:
-            given[field] = getattr(args, flag)
-    if args.cpu_latency_us is not None:
-        given["cpu_latency_us"] = args.cpu_latency_us
+    # Flags left out fall back to RTSCORE_EXTRACTOR_* and the defaults (a worker's settings come so).
+    given = {field: getattr(args, flag) for field, flag in _SETTINGS_FLAGS.items()}
+    given = {field: value for field, value in given.items() if value is not None}
+    if args.scorers is not None:
+        given["scorers"] = [s for s in args.scorers.split(",") if s]
+    if args.score_timeout_ms is not None:
+        given["score_timeout_s"] = args.score_timeout_ms / 1e3
+    if args.hedge or args.hedge_delay_ms is not None:  # a delay given means hedge
+        given["hedge"] = True
+    if args.hedge_delay_ms is not None:
+        given["hedge_delay_s"] = args.hedge_delay_ms / 1e3
     if args.redis_url:
         given["RTSCORE_EXTRACTOR_REDIS_URL"] = args.redis_url
     if args.kafka_bootstrap:
         given["RTSCORE_EXTRACTOR_KAFKA_BOOTSTRAP"] = args.kafka_bootstrap
     settings = settings_from(ExtractorSettings, **given)
+    if settings.workers > 1:
+        return run_workers("extractor", settings, ["--log-level", args.log_level])
+    end_with_supervisor()
     try:
         import uvloop
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +18,9 @@ class ExtractorSettings(BaseSettings):
     """Address to bind."""
     port: int = Field(default=50071, ge=0, le=65535)
     """gRPC port; 0 picks a free one (printed on the first line)."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Extractor processes sharing the port (SO_REUSEPORT, `rtscore.workers`): one event loop each, so
+    a host's cores all extract. More than one needs `velocity = redis`, the state they share."""
     spec: Path | None = None
     """Feature spec (TOML); None: the project's default spec."""
     model: str = "fraud:champion"
@@ -101,3 +104,12 @@ class ExtractorSettings(BaseSettings):
     """Prometheus endpoint port; None: no endpoint."""
     drain_grace_s: float = Field(default=5.0, ge=0)
     """Grace for in-flight calls on SIGTERM."""
+
+    @model_validator(mode="after")
+    def _workers_share_velocity(self) -> ExtractorSettings:
+        if self.workers > 1 and self.velocity != "redis":
+            raise ValueError(
+                f"{self.workers} workers need velocity = redis: in-process velocity would count only "
+                "the transactions each worker saw"
+            )
+        return self

@@ -17,6 +17,7 @@ def settings_from(cls: type[S], **given: Any) -> S:
         return cls(**given)
     except ValidationError as err:
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(settings)'}: {e['msg']}" for e in err.errors()
+            f"{'.'.join(map(str, e['loc'])) or '(settings)'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()
         )
         raise InvalidArgument(f"bad settings: {problems}") from None

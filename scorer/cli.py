@@ -120,10 +120,10 @@ def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
     from rtscore.settings import settings_from
+    from rtscore.workers import end_with_supervisor, run_workers
     from scorer.service import logs
     from scorer.service.server import serve
     from scorer.service.settings import ScorerSettings
-    from scorer.service.workers import end_with_supervisor, run_workers
 
     given = {field: getattr(args, flag) for flag, field in _SETTINGS_FLAGS.items()}
     if args.load_dir:
@@ -132,7 +132,8 @@ def _serve(args: argparse.Namespace) -> int:
     models = model_specs(args.model, args.canary)
     logs.configure(settings.log_level)
     if settings.workers > 1:
-        return run_workers(settings, args.model, args.canary)
+        pairs = [("--model", m) for m in args.model] + [("--canary", c) for c in args.canary]
+        return run_workers("scorer", settings, [a for pair in pairs for a in pair])
     end_with_supervisor()
     if settings.event_loop == "uvloop":
         import uvloop

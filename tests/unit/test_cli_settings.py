@@ -22,6 +22,10 @@ from rtscore.cli import main
              "--shadow-fraction", "2"],
             "shadow_fraction",
         ),
+        (
+            ["extractor", "serve", "--port", "0", "--scorers", "127.0.0.1:1", "--workers", "2"],
+            "(settings)",  # workers with in-process velocity: each would count only its own transactions
+        ),
         (["shadow", "run", "--registry", "127.0.0.1:1", "--batch-size", "0"], "batch_size"),
         (["shadow", "run", "--registry", "127.0.0.1:1", "--threshold", "1.5"], "threshold"),
         (["registry", "serve", "--port", "70000"], "port"),
@@ -34,3 +38,16 @@ def test_a_refused_setting_is_one_line_naming_it(
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert err.startswith(f"rtscore {argv[0]}: bad settings: {named}: "), err
+
+
+def test_an_extractor_flag_left_out_falls_back_to_its_environment_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # how `--workers` hands a worker its settings; a flag's own default would hide the variable
+    monkeypatch.setenv("RTSCORE_EXTRACTOR_SHADOW_FRACTION", "2")
+    argv = ["extractor", "serve", "--port", "0", "--scorers", "127.0.0.1:1"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.startswith("rtscore extractor: bad settings: shadow_fraction: ")
+    monkeypatch.setenv("RTSCORE_EXTRACTOR_SHADOW_FRACTION", "0.5")
+    assert main([*argv, "--shadow-fraction", "3"]) == 1  # and a flag given wins
+    assert "shadow_fraction: Input should be less than or equal to 1" in capsys.readouterr().err

@@ -1,9 +1,12 @@
-"""`--workers N`: N scorer processes on one port (SO_REUSEPORT), supervised by this process, which
-replaces a worker that exits (a crash, the OOM killer) while the others keep serving the port.
+"""`--workers N`: N processes of a service (`rtscore scorer serve`, `rtscore extractor serve`) on one
+port (SO_REUSEPORT), supervised by this process, which replaces a worker that exits (a crash, the OOM
+killer) while the others keep serving the port.
 
-Following a registry, every worker follows it and heartbeats the one endpoint they share, so the host
-appears once in the membership (the endpoint is what a client can reach; which worker answers is the
-kernel's choice). Their downloads meet in the shared bundle cache, which fetches each bundle once.
+A worker is the same `serve` command with the supervisor's settings in its environment (the service's
+own prefix, `--workers 1`, the shared port); which worker answers a new connection is the kernel's
+choice. Scorer workers following a registry heartbeat the one endpoint they share, so the host appears
+once in the membership, and their downloads meet in the shared bundle cache; extractor workers share
+their velocity state in Redis.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Any, ClassVar, Protocol
 
 from rtscore.errors import Unavailable
-from scorer.service.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
 # A worker that exits after serving this long is replaced at once; one that dies younger (or never
@@ -44,26 +47,32 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def worker_env(settings: ScorerSettings, port: int, index: int) -> dict[str, str]:
-    """The environment of worker `index`: the parent's settings as RTSCORE_SCORER_* variables."""
+class ServiceSettings(Protocol):
+    """What the supervisor reads of a service's settings (`ScorerSettings`, `ExtractorSettings`)."""
+
+    model_config: ClassVar[Any]
+    host: str
+    port: int
+    workers: int
+    metrics_port: int | None
+
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
+
+
+def worker_env(settings: ServiceSettings, port: int, index: int) -> dict[str, str]:
+    """The environment of worker `index`: the parent's settings as variables of the settings' own
+    prefix (RTSCORE_SCORER_*, RTSCORE_EXTRACTOR_*), one worker on `port`, metrics on port + index."""
+    prefix = str(settings.model_config["env_prefix"])
     env = dict(os.environ)
     for name, value in settings.model_dump(mode="json").items():
         if value is not None:
             text = json.dumps(value) if isinstance(value, list | dict) else str(value)
-            env[f"RTSCORE_SCORER_{name.upper()}"] = text
-    env["RTSCORE_SCORER_WORKERS"] = "1"
-    env["RTSCORE_SCORER_PORT"] = str(port)
+            env[f"{prefix}{name.upper()}"] = text
+    env[f"{prefix}WORKERS"] = "1"
+    env[f"{prefix}PORT"] = str(port)
     if settings.metrics_port is not None:
-        env["RTSCORE_SCORER_METRICS_PORT"] = str(
-            settings.metrics_port + index if settings.metrics_port else 0
-        )
+        env[f"{prefix}METRICS_PORT"] = str(settings.metrics_port + index if settings.metrics_port else 0)
     return env
-
-
-def _start(settings: ScorerSettings, port: int, index: int, args: Sequence[str]) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "rtscore.cli", "scorer", "serve", *args]
-    env = {**worker_env(settings, port, index), SUPERVISOR_ENV: str(os.getpid())}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -115,12 +124,14 @@ def _restart_delay(worker: _Worker, previous_s: float) -> float:
     return min(max(2 * previous_s, _RESTART_MIN_S), _RESTART_MAX_S)
 
 
-def run_workers(settings: ScorerSettings, models: Sequence[str], canaries: Sequence[str]) -> int:
-    """Start the workers, report the shared port, replace any that exits, and on SIGTERM drain them
-    all; returns the exit code."""
-    reservation = reserve_port(settings.host, settings.port)
+def run_workers(service: str, settings: ServiceSettings, args: Sequence[str] = ()) -> int:
+    """Run `settings.workers` processes of `rtscore SERVICE serve [args]` (settings from the
+    environment, see `worker_env`): start them, report the shared port, replace any that exits, and on
+    SIGTERM drain them all; returns the exit code."""
+    host = settings.host
+    reservation = reserve_port(host, settings.port)
     port = int(reservation.getsockname()[1])
-    args = [a for m in models for a in ("--model", m)] + [a for c in canaries for a in ("--canary", c)]
+    command = [sys.executable, "-m", "rtscore.cli", service, "serve", *args]
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -130,7 +141,8 @@ def run_workers(settings: ScorerSettings, models: Sequence[str], canaries: Seque
         signal.signal(sig, on_signal)
 
     def start(index: int) -> _Worker:
-        return _Worker(index, _start(settings, port, index, args))
+        env = {**worker_env(settings, port, index), SUPERVISOR_ENV: str(os.getpid())}
+        return _Worker(index, subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True))
 
     workers: list[_Worker] = []
     try:
@@ -141,21 +153,21 @@ def run_workers(settings: ScorerSettings, models: Sequence[str], canaries: Seque
         for worker in workers[1:]:
             worker.wait_ready(stop)
         pids = ",".join(str(w.proc.pid) for w in workers)
-        print(
-            f"rtscore scorer: serving on {settings.host}:{port} ({len(workers)} workers: {pids})", flush=True
-        )
-        _supervise(workers, start, stop)
+        print(f"rtscore {service}: serving on {host}:{port} ({len(workers)} workers: {pids})", flush=True)
+        _supervise(service, workers, start, stop)
     finally:
         for worker in workers:
             if worker.proc.poll() is None:
                 worker.proc.send_signal(signal.SIGTERM)
         codes = [worker.proc.wait() for worker in workers]
         reservation.close()
-    print(f"rtscore scorer: workers exited with {codes}", file=sys.stderr, flush=True)
+    print(f"rtscore {service}: workers exited with {codes}", file=sys.stderr, flush=True)
     return 0 if stop.is_set() and not any(codes) else 1
 
 
-def _supervise(workers: list[_Worker], start: Callable[[int], _Worker], stop: threading.Event) -> None:
+def _supervise(
+    service: str, workers: list[_Worker], start: Callable[[int], _Worker], stop: threading.Event
+) -> None:
     """Replace every worker that exits (the others keep serving the port meanwhile), until `stop`; return
     early when no worker serves and every one's latest start failed: nothing here can mend that."""
     delays = [0.0] * len(workers)
@@ -180,5 +192,6 @@ def _supervise(workers: list[_Worker], start: Callable[[int], _Worker], stop: th
                 workers[i] = start(i)
                 starting.add(i)
         if all(w.proc.poll() is not None and not w.ready.is_set() for w in workers):
-            log.error("no worker starts; the scorer stops", extra={"codes": [w.proc.poll() for w in workers]})
+            codes = [w.proc.poll() for w in workers]
+            log.error(f"no worker starts; the {service} stops", extra={"codes": codes})
             return
