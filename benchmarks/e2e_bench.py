@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, help="measured seconds per run (default 60; 10 quick)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds sent but not measured")
     parser.add_argument("--processes", type=int, default=1, help="load client processes")
+    parser.add_argument(
+        "--extractor-workers",
+        type=int,
+        default=1,
+        help="extractor processes on its port (`extractor serve --workers`; default 1)",
+    )
     parser.add_argument("--redis-url", help="Redis for velocity (default RTSCORE_REDIS_URL)")
     parser.add_argument("--max-rate", type=float, default=3000.0, help="highest rate tried in the search")
     parser.add_argument("--json", type=Path, help="write the report here, and a PNG beside it")
@@ -92,8 +98,12 @@ def _score_requests(frame: Path) -> list[bytes]:
     ]
 
 
-def _spec(target: str, rate: float, duration: float, warmup: float, method: str) -> LoadSpec:
-    return LoadSpec(target=target, rate=rate, duration=duration, warmup=warmup, method=method)
+def _spec(
+    target: str, rate: float, duration: float, warmup: float, method: str, channels: int = 1
+) -> LoadSpec:
+    return LoadSpec(
+        target=target, rate=rate, duration=duration, warmup=warmup, method=method, channels=channels
+    )
 
 
 def run_e2e(args: argparse.Namespace) -> int:
@@ -108,6 +118,10 @@ def run_e2e(args: argparse.Namespace) -> int:
     redis_url = args.redis_url or os.environ.get("RTSCORE_REDIS_URL")
     if not redis_url:
         raise InvalidArgument("velocity runs on Redis: pass --redis-url or export RTSCORE_REDIS_URL")
+    if not 1 <= args.extractor_workers <= 64:
+        raise InvalidArgument(f"--extractor-workers must be 1 to 64, got {args.extractor_workers}")
+    # SO_REUSEPORT spreads connections over the workers, so the extractor's callers open several each
+    e2e_channels = 1 if args.extractor_workers == 1 else 4 * args.extractor_workers
     started = time.monotonic()
     print(f"e2e: model {trees} trees of ~{nodes} nodes (built once, cached)", flush=True)
     meta = _fixture(trees, nodes, DEFAULT_CACHE)
@@ -118,7 +132,8 @@ def run_e2e(args: argparse.Namespace) -> int:
     def measure(
         name: str, target: str, method: str, requests: list[bytes], rate: float, seconds: float
     ) -> Any:
-        spec = _spec(target, rate, seconds, args.warmup, method)
+        channels = e2e_channels if method == EVALUATE_METHOD else 1
+        spec = _spec(target, rate, seconds, args.warmup, method, channels)
         result = clients.run(spec, requests, args.processes)
         record = report.run_record(name, result)
         print(report.run_table([record]), flush=True)
@@ -136,6 +151,7 @@ def run_e2e(args: argparse.Namespace) -> int:
         command = targets.rtscore_command(
             "extractor", "serve", "--port", "0", "--scorers", ",".join(s.target for s in scorers),
             "--model", "fraud", "--velocity", "redis", "--redis-url", redis_url, "--log-level", "WARNING",
+            "--workers", str(args.extractor_workers),
         )  # fmt: skip
         extractor = targets.ServerProcess("extractor", command, 120.0)
         extractor.start()
@@ -164,8 +180,9 @@ def run_e2e(args: argparse.Namespace) -> int:
     print(f"e2e done in {time.monotonic() - started:.0f}s")
     if args.json:
         full = report.build_report(
-            runs, fixture=meta, talk=TALK, highest_rate_p99_le_10ms=highest, e2e_over_floor=over_floor
-        )
+            runs, fixture=meta, talk=TALK, highest_rate_p99_le_10ms=highest, e2e_over_floor=over_floor,
+            extractor_workers=args.extractor_workers,
+        )  # fmt: skip
         png = report.write_report(full, args.json)
         print(f"wrote {args.json} and {png}")
     return 0

@@ -1,5 +1,6 @@
 """`rtscore bench e2e --quick` end to end: the extractor over real scorers and Redis, beside the scorer
-alone, the one-hop `floor` and the extractor's hops without its work (`e2e-floor`)."""
+alone, the one-hop `floor` and the extractor's hops without its work (`e2e-floor`); the extractor as two
+workers on one port (`--extractor-workers`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def test_quick_e2e_bench_reads_the_extractor_against_both_floors(redis_url: str,
     out = tmp_path / "e2e.json"
     done = rtscore(
         "bench", "e2e", "--quick", "--duration", "3", "--warmup", "1", "--rate", "200", "--max-rate", "300",
-        "--redis-url", redis_url, "--json", str(out), timeout=400,
+        "--redis-url", redis_url, "--extractor-workers", "2", "--json", str(out), timeout=400,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
     assert "talk (MLeap)" in done.stdout
@@ -40,4 +41,5 @@ def test_quick_e2e_bench_reads_the_extractor_against_both_floors(redis_url: str,
     # than the one hop to `floor`
     assert floor["p50"] > by_name["floor"]["latency_ms"]["p50"]
     assert report["highest_rate_p99_le_10ms"]["tried"][0]["rate"] == 200.0
+    assert report["extractor_workers"] == 2
     assert out.with_suffix(".png").stat().st_size > 0
