@@ -49,7 +49,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="gRPC port (default 50071); 0 picks a free one")
     serve.add_argument(
-        "--workers", type=int, help="processes sharing the port via SO_REUSEPORT (needs --velocity redis)"
+        "--workers",
+        type=int,
+        help="processes sharing the port via SO_REUSEPORT (default 1; more need --velocity redis)",
     )
     serve.add_argument("--spec", type=Path, help="feature spec (TOML); default: the project's own")
     serve.add_argument("--scorers", help="static scorer endpoints, H:P,H:P,…")
@@ -109,7 +111,9 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
         help="send features as Frame.dense, one block of doubles (the default); --no-dense-frames: one "
         "column per feature",
     )
-    serve.add_argument("--metrics-port", type=int, help="Prometheus endpoint port")
+    serve.add_argument(
+        "--metrics-port", type=int, help="Prometheus endpoint port (with --workers: worker i on PORT + i)"
+    )
     serve.add_argument(
         "--cpu-latency-us",
         type=int,
