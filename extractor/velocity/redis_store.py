@@ -15,9 +15,9 @@ import logging
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, RedisError
-from redis.retry import Retry
 
 from extractor.velocity.base import VelocityUnavailable
 from extractor.velocity.plan import VelocityEvent, VelocityPlan
