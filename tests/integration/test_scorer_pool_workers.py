@@ -123,10 +123,6 @@ async def test_a_worker_that_dies_is_replaced_while_the_other_serves(
         while not _listens(replacement, port):  # it serves once its model is loaded
             assert time.monotonic() < deadline, "the replacement never listened on the shared port"
             await asyncio.gather(*(pool.score("demo", frame) for _ in range(4)))
-        port = int(target.rsplit(":", 1)[1])
-        while not _listens(replacement, port):  # it serves once its model is loaded
-            assert time.monotonic() < deadline, "the replacement never listened on the shared port"
-            await asyncio.gather(*(pool.score("demo", frame) for _ in range(4)))
     # the replacement takes connections: fresh pools reach it
     before = _cpu_by_child(supervisor)
     async with ScorerPool(static_endpoints(target), PoolSettings(connections_per_endpoint=16)) as pool:
