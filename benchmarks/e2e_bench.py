@@ -98,14 +98,6 @@ def _score_requests(frame: Path) -> list[bytes]:
     ]
 
 
-def _spec(
-    target: str, rate: float, duration: float, warmup: float, method: str, channels: int = 1
-) -> LoadSpec:
-    return LoadSpec(
-        target=target, rate=rate, duration=duration, warmup=warmup, method=method, channels=channels
-    )
-
-
 def run_e2e(args: argparse.Namespace) -> int:
     """Run the whole comparison and print its table; the report goes to --json."""
     from benchmarks import clients, report, targets
@@ -133,7 +125,9 @@ def run_e2e(args: argparse.Namespace) -> int:
         name: str, target: str, method: str, requests: list[bytes], rate: float, seconds: float
     ) -> Any:
         channels = e2e_channels if method == EVALUATE_METHOD else 1
-        spec = _spec(target, rate, seconds, args.warmup, method, channels)
+        spec = LoadSpec(
+            target=target, rate=rate, duration=seconds, warmup=args.warmup, method=method, channels=channels
+        )
         result = clients.run(spec, requests, args.processes)
         record = report.run_record(name, result)
         print(report.run_table([record]), flush=True)
