@@ -6,6 +6,10 @@ scorer's fixed reply (one hop), and `e2e-floor` (`benchmarks.relay_floor`), a ba
 that per call pings Redis and calls `floor`, then sends a fixed Decision: the extractor's hops without
 its work. The end-to-end run is read against `e2e-floor` (`e2e_over_floor` in the report).
 
+Each run also carries `server_cpu_ms`: the CPU per call of every tier it went through (the extractor
+and its workers, the scorers, the relay, `floor`, and Redis by its own `INFO cpu`), which says where
+a transaction's cost is paid.
+
 The model is the seed-scale recipe on the extractor's own features: a forest trained on generated
 transactions with 20% of training labels flipped (as `benchmarks/fixture.py` does), so that its trees
 grow to the node count asked for (default 250 trees of ~96,000 nodes; `--quick`: 20 of ~2,000).
@@ -20,6 +24,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -121,6 +126,8 @@ def run_e2e(args: argparse.Namespace) -> int:
     e2e_requests = evaluate_requests(Path(meta["traffic"]))
     score_requests = _score_requests(frame)
 
+    tiers: dict[str, dict[str, Sequence[int]]] = {}  # by target: its tiers' server pids
+
     def measure(
         name: str, target: str, method: str, requests: list[bytes], rate: float, seconds: float
     ) -> Any:
@@ -128,9 +135,12 @@ def run_e2e(args: argparse.Namespace) -> int:
         spec = LoadSpec(
             target=target, rate=rate, duration=seconds, warmup=args.warmup, method=method, channels=channels
         )
+        cpu = TierCpu(tiers[target], redis_url if method == EVALUATE_METHOD else None)
         result = clients.run(spec, requests, args.processes)
-        record = report.run_record(name, result)
+        per_call = cpu.per_call(result.calls_seen)
+        record = report.run_record(name, result, server_cpu_ms=per_call)
         print(report.run_table([record]), flush=True)
+        print("server cpu ms/call: " + ", ".join(f"{tier} {ms:.3f}" for tier, ms in per_call.items()))
         return record
 
     with ExitStack() as stack:
@@ -156,6 +166,11 @@ def run_e2e(args: argparse.Namespace) -> int:
         relay = targets.relay_floor(floor.target, redis_url, Path(request_file.name))
         relay.start()
         stack.callback(relay.stop)
+        scorer_pids = [_pid(s) for s in scorers]
+        tiers[extractor.target] = {"extractor": [_pid(extractor)], "scorers": scorer_pids}
+        tiers[relay.target] = {"relay": [_pid(relay)], "floor": [_pid(floor)]}
+        tiers[scorers[0].target] = {"scorer": scorer_pids[:1]}
+        tiers[floor.target] = {"floor": [_pid(floor)]}
         runs = [
             measure("e2e", extractor.target, EVALUATE_METHOD, e2e_requests, args.rate, duration),
             measure("e2e-floor", relay.target, EVALUATE_METHOD, e2e_requests, args.rate, duration),
@@ -180,6 +195,58 @@ def run_e2e(args: argparse.Namespace) -> int:
         png = report.write_report(full, args.json)
         print(f"wrote {args.json} and {png}")
     return 0
+
+
+def _pid(server: Any) -> int:
+    assert server.process is not None, f"{server.name} was not started"
+    return int(server.process.pid)
+
+
+class TierCpu:
+    """CPU seconds spent by each tier from construction on: process trees by pid, Redis by `INFO cpu`
+    (its server's own count, so a Redis elsewhere is measured too)."""
+
+    def __init__(self, tiers: Mapping[str, Sequence[int]], redis_url: str | None = None) -> None:
+        self.tiers = tiers
+        self.redis_url = redis_url
+        self.before = self._read()
+
+    def _read(self) -> dict[str, float]:
+        import psutil
+
+        spent: dict[str, float] = {}
+        for tier, pids in self.tiers.items():
+            total = 0.0
+            for pid in pids:
+                try:
+                    root = psutil.Process(pid)
+                    processes = [root, *root.children(recursive=True)]
+                except psutil.NoSuchProcess:
+                    continue
+                for process in processes:
+                    try:
+                        times = process.cpu_times()
+                    except psutil.NoSuchProcess:
+                        continue
+                    total += times.user + times.system
+            spent[tier] = total
+        if self.redis_url:
+            import redis
+
+            with redis.Redis.from_url(self.redis_url) as client:
+                info = client.info("cpu")
+            spent["redis"] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        return spent
+
+    def per_call(self, calls: int) -> dict[str, float]:
+        """Milliseconds per call by tier since construction, and their total."""
+        after = self._read()
+        per_call = {
+            tier: round(1e3 * (seconds - self.before.get(tier, 0.0)) / max(calls, 1), 3)
+            for tier, seconds in after.items()
+        }
+        per_call["total"] = round(sum(per_call.values()), 3)
+        return per_call
 
 
 def _highest_rate(

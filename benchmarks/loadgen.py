@@ -125,6 +125,14 @@ class RunResult:
         return self.sent / self.window_s if self.window_s > 0 else 0.0
 
     @property
+    def calls_seen(self) -> int:
+        """Calls the server saw from the client's start, warm-up included: the client's own count
+        where it kept one, else the measured calls plus the warm-up's at the achieved rate."""
+        if self.client_cpu and "calls" in self.client_cpu:
+            return int(self.client_cpu["calls"])
+        return int(self.recorder.requests + round(self.achieved_rate * self.spec.warmup))
+
+    @property
     def offered_rate(self) -> float | None:
         """The rate asked for; None for closed loop."""
         return self.spec.rate if self.spec.mode == "open" else None

@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                     )
                     before = thread_cpu(server.process.pid)
                     result = _load(spec, requests, processes, f"{server.name} @{r:g}/s", client)
-                    cpu = cpu_per_call(before, thread_cpu(server.process.pid), _sent(result, spec))
+                    cpu = cpu_per_call(before, thread_cpu(server.process.pid), result.calls_seen)
                     name = f"{server.name}@{r:g}"
                     runs.append(report.run_record(name, result, workers=workers, server_cpu_ms=cpu))
     one, two = memory.get("rtscore-1"), memory.get("rtscore-2")
@@ -177,11 +177,6 @@ def _load(
         return clients.run(spec, requests, processes, bar, client)
     finally:
         bar.close()
-
-
-def _sent(result: RunResult, spec: LoadSpec) -> int:
-    """Calls the server saw during the CPU window: the measured ones plus the warm-up's."""
-    return int(result.recorder.requests + round(result.achieved_rate * spec.warmup))
 
 
 def tree_memory(pid: int) -> dict[str, Any]:

@@ -29,7 +29,8 @@ def test_quick_e2e_bench_reads_the_extractor_against_both_floors(redis_url: str,
     report = json.loads(out.read_text())
     by_name = {run["name"]: run for run in report["runs"]}
     assert [run["name"] for run in report["runs"]][:4] == ["e2e", "e2e-floor", "scorer", "floor"]
-    for name in ("e2e", "e2e-floor", "scorer", "floor"):
+    measured = ("e2e", "e2e-floor", "scorer", "floor")
+    for name in measured:
         run = by_name[name]
         assert run["requests"] > 0, name
         assert run["errors"] == {}, name
@@ -40,6 +41,20 @@ def test_quick_e2e_bench_reads_the_extractor_against_both_floors(redis_url: str,
     # the relay makes the extractor's hops (client -> relay -> Redis and floor) with no work: no faster
     # than the one hop to `floor`
     assert floor["p50"] > by_name["floor"]["latency_ms"]["p50"]
+    # each run's CPU per call by the tiers it went through; the extractor with both workers counted
+    tiers = {name: set(run["server_cpu_ms"]) for name, run in by_name.items() if name in measured}
+    assert tiers == {
+        "e2e": {"extractor", "scorers", "redis", "total"},
+        "e2e-floor": {"relay", "floor", "redis", "total"},
+        "scorer": {"scorer", "total"},
+        "floor": {"floor", "total"},
+    }
+    for name in measured:
+        cpu = by_name[name]["server_cpu_ms"]
+        assert all(ms > 0 for ms in cpu.values()), (name, cpu)
+        assert cpu["total"] == pytest.approx(sum(ms for tier, ms in cpu.items() if tier != "total"), abs=2e-3)
+    # the extractor parses, computes and serializes what the relay only forwards as bytes
+    assert by_name["e2e"]["server_cpu_ms"]["extractor"] > by_name["e2e-floor"]["server_cpu_ms"]["relay"]
     assert report["highest_rate_p99_le_10ms"]["tried"][0]["rate"] == 200.0
     assert report["extractor_workers"] == 2
     assert out.with_suffix(".png").stat().st_size > 0
