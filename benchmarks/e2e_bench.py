@@ -204,19 +204,21 @@ def _pid(server: Any) -> int:
 
 class TierCpu:
     """CPU seconds spent by each tier from construction on: process trees by pid, Redis by `INFO cpu`
-    (its server's own count, so a Redis elsewhere is measured too)."""
+    (its server's own count, so a Redis elsewhere is measured too). Counted per process, so a worker
+    replaced meanwhile adds what it spent rather than taking its predecessor's time away."""
 
     def __init__(self, tiers: Mapping[str, Sequence[int]], redis_url: str | None = None) -> None:
         self.tiers = tiers
         self.redis_url = redis_url
         self.before = self._read()
 
-    def _read(self) -> dict[str, float]:
+    def _read(self) -> dict[tuple[str, int], float]:
+        """CPU seconds by (tier, pid); Redis as pid 0."""
         import psutil
 
-        spent: dict[str, float] = {}
+        spent: dict[tuple[str, int], float] = {}
         for tier, pids in self.tiers.items():
-            total = 0.0
+            spent[(tier, 0)] = 0.0
             for pid in pids:
                 try:
                     root = psutil.Process(pid)
@@ -228,23 +230,21 @@ class TierCpu:
                         times = process.cpu_times()
                     except psutil.NoSuchProcess:
                         continue
-                    total += times.user + times.system
-            spent[tier] = total
+                    spent[(tier, process.pid)] = times.user + times.system
         if self.redis_url:
             import redis
 
             with redis.Redis.from_url(self.redis_url) as client:
                 info = client.info("cpu")
-            spent["redis"] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+            spent[("redis", 0)] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
         return spent
 
     def per_call(self, calls: int) -> dict[str, float]:
         """Milliseconds per call by tier since construction, and their total."""
-        after = self._read()
-        per_call = {
-            tier: round(1e3 * (seconds - self.before.get(tier, 0.0)) / max(calls, 1), 3)
-            for tier, seconds in after.items()
-        }
+        seconds: dict[str, float] = {}
+        for (tier, pid), now in self._read().items():
+            seconds[tier] = seconds.get(tier, 0.0) + now - self.before.get((tier, pid), 0.0)
+        per_call = {tier: round(1e3 * spent / max(calls, 1), 3) for tier, spent in seconds.items()}
         per_call["total"] = round(sum(per_call.values()), 3)
         return per_call
 
