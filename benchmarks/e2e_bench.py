@@ -24,13 +24,14 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from benchmarks.fixture import DEFAULT_CACHE, frame_json
 from benchmarks.loadgen import SCORE_METHOD, LoadSpec
+from benchmarks.server_cpu import cpu_per_call, tier_cpu
 from rtscore.errors import InvalidArgument
 
 # The talk's own end-to-end figures with MLeap (ms): the row printed beside ours.
@@ -135,9 +136,10 @@ def run_e2e(args: argparse.Namespace) -> int:
         spec = LoadSpec(
             target=target, rate=rate, duration=seconds, warmup=args.warmup, method=method, channels=channels
         )
-        cpu = TierCpu(tiers[target], redis_url if method == EVALUATE_METHOD else None)
+        redis = redis_url if method == EVALUATE_METHOD else None
+        before = tier_cpu(tiers[target], redis)
         result = clients.run(spec, requests, args.processes)
-        per_call = cpu.per_call(result.calls_seen)
+        per_call = cpu_per_call(before, tier_cpu(tiers[target], redis), result.calls_seen)
         record = report.run_record(name, result, server_cpu_ms=per_call)
         print(report.run_table([record]), flush=True)
         print("server cpu ms/call: " + ", ".join(f"{tier} {ms:.3f}" for tier, ms in per_call.items()))
@@ -200,53 +202,6 @@ def run_e2e(args: argparse.Namespace) -> int:
 def _pid(server: Any) -> int:
     assert server.process is not None, f"{server.name} was not started"
     return int(server.process.pid)
-
-
-class TierCpu:
-    """CPU seconds spent by each tier from construction on: process trees by pid, Redis by `INFO cpu`
-    (its server's own count, so a Redis elsewhere is measured too). Counted per process, so a worker
-    replaced meanwhile adds what it spent rather than taking its predecessor's time away."""
-
-    def __init__(self, tiers: Mapping[str, Sequence[int]], redis_url: str | None = None) -> None:
-        self.tiers = tiers
-        self.redis_url = redis_url
-        self.before = self._read()
-
-    def _read(self) -> dict[tuple[str, int], float]:
-        """CPU seconds by (tier, pid); Redis as pid 0."""
-        import psutil
-
-        spent: dict[tuple[str, int], float] = {}
-        for tier, pids in self.tiers.items():
-            spent[(tier, 0)] = 0.0
-            for pid in pids:
-                try:
-                    root = psutil.Process(pid)
-                    processes = [root, *root.children(recursive=True)]
-                except psutil.NoSuchProcess:
-                    continue
-                for process in processes:
-                    try:
-                        times = process.cpu_times()
-                    except psutil.NoSuchProcess:
-                        continue
-                    spent[(tier, process.pid)] = times.user + times.system
-        if self.redis_url:
-            import redis
-
-            with redis.Redis.from_url(self.redis_url) as client:
-                info = client.info("cpu")
-            spent[("redis", 0)] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-        return spent
-
-    def per_call(self, calls: int) -> dict[str, float]:
-        """Milliseconds per call by tier since construction, and their total."""
-        seconds: dict[str, float] = {}
-        for (tier, pid), now in self._read().items():
-            seconds[tier] = seconds.get(tier, 0.0) + now - self.before.get((tier, pid), 0.0)
-        per_call = {tier: round(1e3 * spent / max(calls, 1), 3) for tier, spent in seconds.items()}
-        per_call["total"] = round(sum(per_call.values()), 3)
-        return per_call
 
 
 def _highest_rate(

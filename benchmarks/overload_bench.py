@@ -31,7 +31,7 @@ from benchmarks.compare import fixture_for
 from benchmarks.frames import all_doubles, load_leap_frame, score_requests
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
-from benchmarks.scorer_bench import cpu_per_call, thread_cpu
+from benchmarks.server_cpu import cpu_per_call, thread_cpu
 from benchmarks.targets import ServerProcess, rtscore_scorer
 from rtscore.errors import InvalidArgument
 

@@ -37,12 +37,11 @@ from benchmarks.compare import fixture_for
 from benchmarks.frames import score_requests
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
+from benchmarks.server_cpu import cpu_per_call, thread_cpu
 from benchmarks.targets import connections_for, floor_server, rtscore_scorer
 
 MODEL = "bench"
 _MB = 1 << 20
-# CPU seconds of each server thread, keyed by (pid, tid), with the thread's role.
-ThreadCpu = dict[tuple[int, int], tuple[str, float]]
 
 
 @dataclass(frozen=True)
@@ -199,48 +198,6 @@ def tree_memory(pid: int) -> dict[str, Any]:
         "workers_rss_mb": round(sum(i.rss for _, i in serving) / _MB, 1),
         "workers_uss_mb": round(sum(i.uss for _, i in serving) / _MB, 1),
     }
-
-
-def _role(pid: int, tid: int, name: str) -> str:
-    if tid == pid:
-        return "event_loop"
-    if name.startswith("rtscore-score"):
-        return "scoring"
-    if name.startswith(("event_engine", "grpc", "lifeguard", "default-execut", "resolver")):
-        return "grpc"
-    return "other"
-
-
-def thread_cpu(pid: int) -> ThreadCpu:
-    """CPU seconds of every thread of `pid` and its descendants, keyed by (pid, tid), with its role."""
-    root = psutil.Process(pid)
-    children = root.children(recursive=True)
-    seen: ThreadCpu = {}
-    for process in [root, *children]:
-        try:
-            threads = process.threads()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        for thread in threads:
-            try:
-                name = Path(f"/proc/{process.pid}/task/{thread.id}/comm").read_text().strip()
-            except OSError:
-                name = ""
-            # with --workers N the root process only supervises the workers
-            role = "supervisor" if process is root and children else _role(process.pid, thread.id, name)
-            seen[(process.pid, thread.id)] = (role, thread.user_time + thread.system_time)
-    return seen
-
-
-def cpu_per_call(before: ThreadCpu, after: ThreadCpu, calls: int) -> dict[str, float]:
-    """Milliseconds of server CPU per call by thread role, and in total."""
-    by_role: dict[str, float] = {}
-    for key, (role, seconds) in after.items():
-        spent = seconds - before.get(key, (role, 0.0))[1]
-        by_role[role] = by_role.get(role, 0.0) + spent
-    per_call = {role: round(1e3 * s / max(calls, 1), 3) for role, s in sorted(by_role.items())}
-    per_call["total"] = round(sum(1e3 * s for s in by_role.values()) / max(calls, 1), 3)
-    return per_call
 
 
 # The latency bound under which a rate counts as held.

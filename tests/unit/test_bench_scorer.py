@@ -5,15 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from benchmarks.scorer_bench import (
-    _ladder,
-    _role,
-    cpu_per_call,
-    floor_ratios,
-    highest_held_rates,
-    thread_cpu,
-    tree_memory,
-)
+from benchmarks.scorer_bench import _ladder, floor_ratios, highest_held_rates, tree_memory
+from benchmarks.server_cpu import _role, cpu_per_call, thread_cpu
 
 
 def test_cpu_per_call_splits_the_servers_cpu_by_thread_role() -> None:

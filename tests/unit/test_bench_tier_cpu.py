@@ -7,7 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.e2e_bench import TierCpu
+import pytest
+
+from benchmarks.server_cpu import cpu_per_call, tier_cpu
 
 # Burns `burn` s of CPU once `start` exists, writes `done`, then lives until `stop` exists.
 _WORKER = """
@@ -48,11 +50,12 @@ def test_a_tier_counts_its_whole_process_tree_from_its_first_read(tmp_path: Path
     idle = subprocess.Popen([sys.executable, "-c", *_worker(tmp_path, "idle", 0.0, start="never")])
     try:
         time.sleep(1.0)  # both interpreters started and waiting, so their start-up is before the read
-        cpu = TierCpu({"busy": [parent.pid], "idle": [idle.pid]})
+        tiers = {"busy": [parent.pid], "idle": [idle.pid]}
+        before = tier_cpu(tiers)
         (tmp_path / "start").touch()
         _wait_for(tmp_path / "parent.done")
         _wait_for(tmp_path / "child.done")
-        per_call = cpu.per_call(calls=10)
+        per_call = cpu_per_call(before, tier_cpu(tiers), calls=10)
     finally:
         (tmp_path / "stop").touch()
         idle.kill()  # it never starts
@@ -61,7 +64,7 @@ def test_a_tier_counts_its_whole_process_tree_from_its_first_read(tmp_path: Path
     # 0.5 s over 10 calls, the child's half included; the idle one polls a file and little else
     assert 45 < per_call["busy"] < 65, per_call
     assert per_call["idle"] < 3, per_call
-    assert per_call["total"] == round(per_call["busy"] + per_call["idle"], 3)
+    assert per_call["total"] == pytest.approx(per_call["busy"] + per_call["idle"], abs=2e-3)
 
 
 def test_a_worker_replaced_between_reads_takes_its_predecessors_time_away_from_no_one(
@@ -74,10 +77,10 @@ def test_a_worker_replaced_between_reads_takes_its_predecessors_time_away_from_n
     try:
         (tmp_path / "go").touch()
         _wait_for(tmp_path / "first.done")
-        cpu = TierCpu({"workers": [supervisor.pid]})
+        before = tier_cpu({"workers": [supervisor.pid]})
         (tmp_path / "retire").touch()
         _wait_for(tmp_path / "second.done")
-        per_call = cpu.per_call(calls=1)
+        per_call = cpu_per_call(before, tier_cpu({"workers": [supervisor.pid]}), calls=1)
     finally:
         (tmp_path / "retire").touch()
         (tmp_path / "stop").touch()
