@@ -150,8 +150,15 @@ class Endpoint:
 
     def _set(self, model: str, serving: bool, reason: str) -> None:
         self.reasons[model] = reason
-        if self.serving.get(model) != serving:
+        was = self.serving.get(model)
+        if was != serving:
             self.serving[model] = serving
+            # a scorer lost or back is worth a line; one that never served the model says so in why_not_ready
+            detail = {"endpoint": self.key, "model": model, "reason": reason}
+            if was:
+                log.warning("scorer stopped serving a model", extra=detail)
+            elif was is not None:
+                log.info("scorer serves a model again", extra=detail)
             self._on_health(self, model, serving, reason)
 
     async def close(self) -> None:

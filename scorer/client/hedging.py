@@ -35,13 +35,14 @@ class RunningQuantile:
             self.value = ordered[min(len(ordered) - 1, int(self.quantile * len(ordered)))]
 
 
-class HedgeBudget:
-    """A token bucket: every call earns `share` of a hedge, a hedge spends one whole token."""
+class CallBudget:
+    """A token bucket: every call earns `share` of an extra call (a hedge, a busy scorer asked again),
+    an extra call spends one whole token."""
 
-    def __init__(self, share: float, burst: float = 10.0) -> None:
+    def __init__(self, share: float, burst: float = 10.0, initial: float = 1.0) -> None:
         self.share = share
         self.burst = max(1.0, burst)
-        self.tokens = 1.0 if share > 0 else 0.0
+        self.tokens = min(initial, self.burst) if share > 0 else 0.0
 
     def earn(self) -> None:
         """One call was made."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import TracebackType
@@ -28,7 +29,7 @@ from scorer.client.errors import (
     ModelNotHosted,
     ScorerCallError,
 )
-from scorer.client.hedging import HedgeBudget, RunningQuantile, race
+from scorer.client.hedging import CallBudget, RunningQuantile, race
 from scorer.client.picker import EMPTY, Picker
 from scorer.client.scored import Scored
 from scorer.client.settings import PoolSettings
@@ -42,6 +43,9 @@ Metadata = Sequence[tuple[str, str]]
 # While no endpoint is ready, a waiting call looks again this often (for "hosted nowhere").
 _READY_POLL_S = 0.05
 _NO_METADATA = grpc.aio.Metadata()
+# Busy scorers asked again that the budget holds at most: a stall of a few hundred ms at a few hundred
+# calls per second refuses about this many, and each is asked again once or twice.
+_BUSY_RETRY_BURST = 200.0
 
 
 class ScorerPool:
@@ -63,7 +67,10 @@ class ScorerPool:
         self._latency = RunningQuantile(
             self.settings.hedge_quantile, initial_s=self.settings.hedge_delay_s or 0.005
         )
-        self._hedges = HedgeBudget(self.settings.hedge_max_share if self.settings.hedge else 0.0)
+        self._hedges = CallBudget(self.settings.hedge_max_share if self.settings.hedge else 0.0)
+        self._busy_retries = CallBudget(
+            self.settings.busy_retry_share, burst=_BUSY_RETRY_BURST, initial=_BUSY_RETRY_BURST
+        )
         self._batcher: MicroBatcher | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -209,10 +216,19 @@ class ScorerPool:
         deadline = loop.time() + timeout
         picker = balancer.pickers.get(model) or await self._wait_for_picker(balancer, model, deadline)
         tried: list[Endpoint] = []
+        failed = 0  # attempts that failed; a busy scorer's refusal is not a failure
+        waits = 0  # backoffs taken because every ready scorer refused the call as busy
         failure = ""
+        busy = False  # the last attempt was refused by a busy scorer
         self._hedges.earn()
+        self._busy_retries.earn()
         while True:
             endpoint = picker.pick(tried)
+            if endpoint is None and busy:
+                if not await self._busy_backoff(waits, deadline):
+                    raise Unavailable(f"every scorer ready for {model!r} is busy; the last: {failure}")
+                waits += 1
+                endpoint = balancer.pickers.get(model, EMPTY).pick()  # the ready ones, busy ones included
             if endpoint is None:
                 raise Unavailable(f"no other scorer ready for {model!r} after {failure}")
             if loop.time() >= deadline:
@@ -228,10 +244,22 @@ class ScorerPool:
                 return result, endpoint, len(tried), False
             except grpc.aio.AioRpcError as err:
                 code = err.code()
-                if code not in RETRYABLE or len(tried) >= self.settings.max_attempts:
+                busy = code in OVERLOADED
+                failed += not busy
+                if code not in RETRYABLE or failed >= self.settings.max_attempts:
                     raise ScorerCallError(endpoint.address, code, err.details() or "") from None
                 failure = f"{endpoint.address}: {code.name}: {err.details()}"
             picker = balancer.pickers.get(model, EMPTY)
+
+    async def _busy_backoff(self, waits: int, deadline: float) -> bool:
+        """Wait before asking a busy scorer again: `busy_backoff_s`, doubled after each such wait,
+        jittered; False, at once, when the wait would not leave the call as long again to be scored or
+        the budget of such calls is spent (under a lasting overload they would only add to it)."""
+        backoff = self.settings.busy_backoff_s * 2**waits * (0.5 + random.random() / 2)
+        if asyncio.get_running_loop().time() + 2 * backoff >= deadline or not self._busy_retries.spend():
+            return False
+        await asyncio.sleep(backoff)
+        return True
 
     async def _hedged(
         self,

@@ -17,7 +17,16 @@ class PoolSettings:
     default_timeout_s: float = 1.0
     """Deadline of a call that names none."""
     max_attempts: int = 3
-    """Endpoints one call may try (never the same twice) on UNAVAILABLE, a reset or a refused connection."""
+    """Failed attempts (UNAVAILABLE, a reset, a refused connection) after which a call fails; each attempt
+    goes to another endpoint while there is one."""
+    busy_backoff_s: float = 0.005
+    """A busy scorer's refusal (RESOURCE_EXHAUSTED, or CANCELLED from its pending-call bound) is not a
+    failure: the call goes to another ready scorer, and once every ready one was tried, to one of them
+    again after this wait, doubled after each such wait and jittered, while the deadline leaves time.
+    A busy scorer's queue drains within milliseconds, so the call is answered rather than failed."""
+    busy_retry_share: float = 0.2
+    """Busy scorers asked again, as a share of calls (a token bucket): a stall's burst of refusals is
+    ridden out, while a lasting overload is not multiplied by the retries."""
     ewma_weight: float = 0.1
     """Weight of each new latency in an endpoint's average (of log-latencies): ~10 calls of memory."""
     ewma_decay_s: float = 1.0
@@ -76,6 +85,7 @@ class PoolSettings:
             "eject_base_s": self.eject_base_s, "eject_max_s": self.eject_max_s,
             "keepalive_time_s": self.keepalive_time_s, "keepalive_timeout_s": self.keepalive_timeout_s,
             "reconnect_initial_s": self.reconnect_initial_s, "reconnect_max_s": self.reconnect_max_s,
+            "busy_backoff_s": self.busy_backoff_s,
         }  # fmt: skip
         for name, value in positive.items():
             if not value > 0:
@@ -90,8 +100,11 @@ class PoolSettings:
                 "max_attempts, eject_after_failures, batch_max_rows, max_models and"
                 " connections_per_endpoint must be at least 1"
             )
-        if not 0 <= self.max_ejected_share <= 1 or not 0 <= self.hedge_max_share <= 1:
-            raise InvalidArgument("max_ejected_share and hedge_max_share must be within [0, 1]")
+        shares = (self.max_ejected_share, self.hedge_max_share, self.busy_retry_share)
+        if not all(0 <= share <= 1 for share in shares):
+            raise InvalidArgument(
+                "max_ejected_share, hedge_max_share and busy_retry_share must be within [0, 1]"
+            )
         if not 0.5 <= self.hedge_quantile < 1:
             raise InvalidArgument(f"hedge_quantile must be within [0.5, 1), got {self.hedge_quantile}")
         if self.hedge_delay_s is not None and not self.hedge_delay_s > 0:

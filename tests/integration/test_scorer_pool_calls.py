@@ -247,3 +247,36 @@ async def test_bench_run_through_a_pool_reports_calls_per_scorer(
     assert sum(record["pool"].values()) >= record["requests"]  # warm-up calls count too
     assert record["retries"] == 0
     assert record["hedges"] == 0
+
+
+async def test_bursts_refused_by_busy_scorers_are_answered_after_backoffs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # gRPC's core refuses (CANCELLED) calls past two that the event loop has not taken yet: a burst of 30
+    # at once is mostly refused by both scorers, as a stalled loop's queue is on a busy host.
+    cache = tmp_path_factory.mktemp("cache")
+    bounded = [Scorer(n, cache, "--max-pending-calls", "2", "--pending-calls-soft-limit", "1") for n in "ab"]
+    try:
+        for scorer in bounded:
+            scorer.wait_started()
+        targets = [s.target for s in bounded]
+        frame = one_row((1.0, 2.0, 3.0))
+        outcomes = {}
+        for share in (0.0, PoolSettings().busy_retry_share):
+            async with ScorerPool(static_endpoints(targets), PoolSettings(busy_retry_share=share)) as pool:
+                await pool.wait_ready("demo", timeout=10)
+                results = []
+                for _ in range(3):
+                    burst = (pool.score("demo", frame, timeout=1.0) for _ in range(30))
+                    results += await asyncio.gather(*burst, return_exceptions=True)
+                    await asyncio.sleep(0.05)
+                failed = [r for r in results if isinstance(r, BaseException)]
+                outcomes[share] = (failed, pool.stats()["retries"])
+    finally:
+        for scorer in bounded:
+            scorer.stop()
+    unasked, asked = outcomes.values()
+    assert unasked[0], "the bursts were not refused: nothing here tests asking a busy scorer again"
+    assert all(isinstance(e, Unavailable) and "is busy" in str(e) for e in unasked[0])
+    assert asked[0] == []  # asked again after backoffs, every call was answered
+    assert asked[1] > unasked[1]

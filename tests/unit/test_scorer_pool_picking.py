@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 import numpy as np
@@ -14,12 +15,12 @@ import pytest
 import pytest_asyncio
 
 from protos.rtscore.v1 import frame_pb2
-from rtscore.errors import InvalidArgument
+from rtscore.errors import InvalidArgument, Unavailable
 from scorer.client import PoolSettings, ScorerPool, static_endpoints
 from scorer.client.balancer import Balancer
 from scorer.client.endpoint import Endpoint
 from scorer.client.frames import dense_frame, join_rows, layout, split_rows
-from scorer.client.hedging import HedgeBudget, RunningQuantile
+from scorer.client.hedging import CallBudget, RunningQuantile
 from scorer.client.picker import Picker
 from scorer.client.telemetry import PoolTelemetry
 
@@ -102,14 +103,99 @@ async def test_a_busy_scorers_refusals_steer_calls_away_but_never_eject_it(
     assert busy.rtt_s >= SETTINGS.failure_penalty_s * 0.5  # it looks slow, so the picker avoids it
 
 
+def _refusals(code: grpc.StatusCode, count: int) -> tuple[list[str], Callable[[Endpoint, float], Any]]:
+    """A `send` refusing its first `count` calls with `code`, then answering; and who it was sent to."""
+    sent: list[str] = []
+
+    async def send(endpoint: Endpoint, seconds: float) -> str:
+        sent.append(endpoint.address)
+        if len(sent) <= count:
+            raise grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "busy")
+        return "scored"
+
+    return sent, send
+
+
+async def _one_ready_of_two(pool: ScorerPool, monkeypatch: pytest.MonkeyPatch, both: bool = False) -> str:
+    """Start `pool` over two endpoints of which the first serves "m" (the second too with `both`); the
+    first's address."""
+    monkeypatch.setattr(Endpoint, "watch", lambda self, model: None)  # health is fed by hand below
+    await pool.start()
+    balancer = pool._started()
+    await balancer.membership_known()
+    balancer.want("m")
+    one, two = balancer.endpoints.values()
+    one._set("m", True, "SERVING")
+    two._set("m", both, "SERVING" if both else "NOT_SERVING")
+    return one.address
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED])
+async def test_a_busy_scorer_is_asked_again_after_a_backoff_while_the_deadline_and_budget_allow(
+    monkeypatch: pytest.MonkeyPatch, code: grpc.StatusCode
+) -> None:
+    settings = PoolSettings(busy_backoff_s=0.01)
+    pool = ScorerPool(static_endpoints(["127.0.0.1:1", "127.0.0.1:2"]), settings)
+    try:
+        ready = await _one_ready_of_two(pool, monkeypatch)
+        sent, send = _refusals(code, 3)  # more refusals than max_attempts: a busy refusal is no failure
+        began = time.monotonic()
+        result, endpoint, attempts, _ = await pool._call("m", send, 1.0)
+        waited = time.monotonic() - began
+        assert (result, endpoint.address, attempts) == ("scored", ready, 4)
+        assert sent == [ready] * 4
+        assert waited >= 0.5 * (0.01 + 0.02 + 0.04)  # three doubling backoffs, jittered to half at most
+
+        sent, send = _refusals(code, 1000)  # busy throughout: the backoffs end with the deadline
+        began = time.monotonic()
+        with pytest.raises(Unavailable, match=f"every scorer ready for 'm' is busy; the last: {ready}"):
+            await pool._call("m", send, 0.3)
+        assert time.monotonic() - began < 0.3
+        assert 3 <= len(sent) <= 7
+
+        sent, send = _refusals(code, 1)  # no time left for a backoff: failed at once, saying why
+        with pytest.raises(Unavailable, match=f"busy; the last: {ready}: {code.name}"):
+            await pool._call("m", send, 0.008)
+        assert sent == [ready]
+
+        sent, send = _refusals(grpc.StatusCode.UNAVAILABLE, 1)  # a broken scorer is not asked again
+        with pytest.raises(Unavailable, match=f"no other scorer ready for 'm' after {ready}: UNAVAILABLE"):
+            await pool._call("m", send, 1.0)
+        assert sent == [ready]
+    finally:
+        await pool.close()
+
+
+async def test_a_busy_refusal_goes_to_another_ready_scorer_at_once_and_retries_keep_to_their_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = PoolSettings(busy_backoff_s=0.05, busy_retry_share=0.01)
+    pool = ScorerPool(static_endpoints(["127.0.0.1:1", "127.0.0.1:2"]), settings)
+    try:
+        await _one_ready_of_two(pool, monkeypatch, both=True)
+        sent, send = _refusals(grpc.StatusCode.RESOURCE_EXHAUSTED, 1)
+        began = time.monotonic()
+        result, _, attempts, _ = await pool._call("m", send, 1.0)
+        assert (result, attempts, len(set(sent))) == ("scored", 2, 2)
+        assert time.monotonic() - began < 0.05  # no backoff while another scorer was left to try
+
+        pool._busy_retries.tokens = 0.0  # a lasting overload spent the budget
+        sent, send = _refusals(grpc.StatusCode.RESOURCE_EXHAUSTED, 2)
+        with pytest.raises(Unavailable, match="is busy"):
+            await pool._call("m", send, 1.0)
+        assert len(sent) == 2  # both scorers, once each, and no wait for a third
+    finally:
+        await pool.close()
+
+
 def test_hedges_stay_within_their_share() -> None:
-    budget = HedgeBudget(0.05, burst=10)
+    budget = CallBudget(0.05, burst=10)
     granted = 0
     for _ in range(1000):
         budget.earn()
         granted += budget.spend()
     assert 45 <= granted <= 51  # 5% of the calls, plus the token it starts with
-    assert not HedgeBudget(0.0).spend()
+    assert not CallBudget(0.0).spend()
 
 
 def test_running_quantile_follows_recent_latencies() -> None:
