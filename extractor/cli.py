@@ -150,14 +150,14 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
 
     from extractor.server import serve
     from extractor.settings import ExtractorSettings
     from rtscore.settings import settings_from
     from rtscore.workers import end_with_supervisor, run_workers
+    from scorer.service import logs
 
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    logs.configure(args.log_level)  # JSON lines with each record's fields, as the scorers write them
     # Flags left out fall back to RTSCORE_EXTRACTOR_* and the defaults (a worker's settings come so).
     given = {field: getattr(args, flag) for field, flag in _SETTINGS_FLAGS.items()}
     given = {field: value for field, value in given.items() if value is not None}
