@@ -100,11 +100,12 @@ def fraud_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def started() -> Iterator[list[Served]]:
-    """Processes a test starts; whatever still runs at the end is killed."""
+    """Processes a test starts; whatever still runs at the end is killed, and its log removed."""
     processes: list[Served] = []
     yield processes
     for process in processes:
         process.kill()
+        process.log.unlink(missing_ok=True)
 
 
 def metric(port: int, name: str) -> float:
