@@ -223,9 +223,10 @@ async def test_extractor_rides_out_a_lost_scorer_kafka_and_redis_outages(
     assert load.failures == [], _story(extractor, scorers)
     assert load.done == load.sent > KAFKA_DOWN_S * RATE
     assert fallbacks_while_down > RATE  # every call while Redis was away, from memory
-    assert (
-        recovered < 0.05 * 2 * RATE
-    )  # back on Redis by itself (a slow call on a busy host may still fall back)
+    # Back on Redis by itself: most calls, where an extractor stuck on memory would fall back on all. On
+    # a starved host a Redis call may still outlast its 20 ms and fall back (with two busy loops beside
+    # the test, a quarter of them did).
+    assert recovered < 0.5 * 2 * RATE
     assert dropped_during_outage > 0
     assert resumed_after is not None, f"no copy delivered within {RESUME_WITHIN_S}s of Kafka's return"
     assert extractor.stop() == 0
