@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +17,16 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.frames import to_frame
-from benchmarks.targets import floor_server, mleap_served, rtscore_scorer
-from protos.rtscore.v1 import frame_pb2, scorer_pb2, scorer_pb2_grpc
+from benchmarks.targets import floor_server, mleap_served, relay_floor, rtscore_scorer
+from protos.rtscore.v1 import extractor_pb2, frame_pb2, scorer_pb2, scorer_pb2_grpc
 from rtscore.errors import Unavailable
 from scorer.bundle.model import load_bundle
 from scorer.service.frames import check_inputs, to_leap_frame, to_wire_frame
 from tests.integration.cli_run import rtscore
+from tests.integration.redis_fixtures import PrivateRedis, private_redis
 from tests.paths import FIXTURES
 
+__all__ = ["private_redis"]
 pytestmark = pytest.mark.slow
 
 
@@ -209,3 +214,30 @@ def test_the_kernel_floor_scores_dense_rows_of_a_planned_bundle_and_refuses_anyt
     demo = floor_server(FIXTURES / "demo.zip", FIXTURES / "frame.demo.json", "bench", kernel=True)
     with pytest.raises(Unavailable, match="no kernel floor"):
         demo.start()
+
+
+def test_the_relay_floor_rides_out_a_late_redis_as_the_extractor_does_and_passes_scorer_errors_on(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    bundle, frame = FIXTURES / "demo.zip", FIXTURES / "frame.demo.json"
+    request = tmp_path / "request.pb"
+    wire = to_frame(_leap_frame("frame.demo.json"), [0])
+    request.write_bytes(scorer_pb2.ScoreRequest(model="bench", frame=wire).SerializeToString())
+    floor = floor_server(bundle, frame, "bench")
+    with floor, relay_floor(floor.target, private_redis.url, request) as relay:
+        evaluate = grpc.insecure_channel(relay.target).unary_unary("/rtscore.v1.Extractor/Evaluate")
+        decision = extractor_pb2.Decision.FromString(evaluate(b"", timeout=30))
+        assert decision.model == "fraud"
+        assert private_redis.pid is not None
+        os.kill(private_redis.pid, signal.SIGSTOP)  # Redis stops answering
+        try:
+            began = time.monotonic()
+            assert evaluate(b"", timeout=30) == decision.SerializeToString()  # given up after 20 ms
+            assert time.monotonic() - began < 1.0
+        finally:
+            os.kill(private_redis.pid, signal.SIGCONT)
+        floor.stop()
+        with pytest.raises(grpc.RpcError) as failure:
+            evaluate(b"", timeout=30)
+        assert failure.value.code() == grpc.StatusCode.UNAVAILABLE  # the scorer's status, not UNKNOWN
+        assert failure.value.details().startswith("scorer: ")
