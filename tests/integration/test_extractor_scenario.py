@@ -154,14 +154,13 @@ def _resumed(port: int, delivered_before: float, within_s: float) -> float | Non
 def _story(extractor: Served, scorers: list[Served]) -> str:
     """What the processes logged, for a failure's message: the extractor's own lines (the producer's
     connection errors while Kafka is away left out, they would fill it) and each scorer's warnings."""
-    lines = [f"extractor: {line}" for line in extractor.stderr().splitlines() if "rdkafka" not in line]
+    own = [line for line in extractor.stderr().splitlines() if "rdkafka" not in line]
+    lines = [f"extractor: {line}" for line in own[-40:]]
     for i, served in enumerate(scorers):
-        lines += [
-            f"scorer {i} ({served.target}): {line}"
-            for line in served.stderr().splitlines()
-            if '"level": "warning"' in line or '"level": "error"' in line
-        ]
-    return "\n".join(lines[-60:])
+        warned = [line for line in served.stderr().splitlines() if '"level": "warning"' in line
+                  or '"level": "error"' in line]  # fmt: skip
+        lines += [f"scorer {i} ({served.target}): {line}" for line in warned[-10:]]
+    return "\n".join(lines)
 
 
 async def test_extractor_rides_out_a_lost_scorer_kafka_and_redis_outages(
