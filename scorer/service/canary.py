@@ -29,6 +29,8 @@ class CanaryResult:
     ok: bool
     reason: str
     seconds: float
+    slow: bool = False
+    """The answer was right and late: over the budget, not wrong."""
 
 
 def mismatch(actual: Any, expected: Any) -> str:
@@ -62,6 +64,9 @@ def run_canary(model: Any, canary: Canary, budget_s: float | None) -> CanaryResu
         return CanaryResult(False, f"canary raised {type(err).__name__}: {err}", time.perf_counter() - start)
     seconds = time.perf_counter() - start
     reason = mismatch(out, canary.expected)
-    if not reason and budget_s is not None and seconds > budget_s:
+    if reason:
+        return CanaryResult(False, reason, seconds)
+    if budget_s is not None and seconds > budget_s:
         reason = f"canary took {seconds * 1e3:.1f} ms, over its {budget_s * 1e3:.1f} ms budget"
-    return CanaryResult(not reason, reason, seconds)
+        return CanaryResult(False, reason, seconds, slow=True)
+    return CanaryResult(True, "", seconds)

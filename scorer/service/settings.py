@@ -58,7 +58,7 @@ class ScorerSettings(BaseSettings):
     canary_interval_s: float = Field(default=10.0, gt=0)
     """Seconds between canary runs of every hosted model."""
     canary_budget_ms: float = Field(default=250.0, gt=0)
-    """A canary slower than this turns its model NOT_SERVING."""
+    """A canary slower than this twice in a row turns its model NOT_SERVING (a wrong answer does at once)."""
     drain_grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM, how long in-flight calls get to finish."""
     metrics_host: str = "127.0.0.1"

@@ -18,7 +18,7 @@ from scorer.service.canary import Canary
 from scorer.service.core import ScorerCore
 from scorer.service.desired import reconcile
 from scorer.service.errors import CanaryFailed, Draining, ModelNotFound, OverloadError
-from scorer.service.model import ModelSpec
+from scorer.service.model import HostedModel, ModelSpec
 
 DOUBLE = DataType.scalar("double")
 
@@ -40,12 +40,16 @@ class SumModel:
         self.entered = threading.Semaphore(0)
         self.broken = False
         self.delay_s = 0.0
+        self.delayed_calls: int | None = None  # how many more calls take `delay_s`; None: every one
+        self.calls = 0
 
     def transform(self, frame: LeapFrame) -> LeapFrame:
         """Score the frame."""
         self.entered.release()
         self.gate.wait(10)
-        if self.delay_s:
+        self.calls += 1
+        if self.delay_s and self.delayed_calls != 0:
+            self.delayed_calls = None if self.delayed_calls is None else self.delayed_calls - 1
             time.sleep(self.delay_s)
         if self.broken:
             raise RuntimeError("kernel exploded")
@@ -95,6 +99,15 @@ async def serving(pool: ThreadPoolExecutor, model: SumModel, limit: int = 64) ->
     core = make_core(pool, loader, limit)
     await core.load("fraud", "v1", "/m")
     return core
+
+
+async def with_canary(pool: ThreadPoolExecutor) -> tuple[ScorerCore, SumModel, HostedModel]:
+    """A core hosting a SumModel as fraud@v1 with a canary it passes."""
+    loader = Loader()
+    model = SumModel(1.0)
+    loader.models["/m"] = model
+    core = make_core(pool, loader)
+    return core, model, await core.load("fraud", "v1", "/m", canary_for(1.0))
 
 
 async def held_call(core: ScorerCore, model: SumModel) -> asyncio.Task[Any]:
@@ -198,11 +211,7 @@ async def test_load_refuses_a_version_whose_canary_is_wrong_and_keeps_the_old_on
 
 
 async def test_canary_failure_turns_model_not_serving_and_it_recovers(pool: ThreadPoolExecutor) -> None:
-    loader = Loader()
-    model = SumModel(1.0)
-    loader.models["/m"] = model
-    core = make_core(pool, loader)
-    hosted = await core.load("fraud", "v1", "/m", canary_for(1.0))
+    core, model, hosted = await with_canary(pool)
     model.broken = True
     await core.check_canaries()
     assert not hosted.serving
@@ -216,15 +225,28 @@ async def test_canary_failure_turns_model_not_serving_and_it_recovers(pool: Thre
 
 
 async def test_canary_over_its_latency_budget_turns_model_not_serving(pool: ThreadPoolExecutor) -> None:
-    loader = Loader()
-    model = SumModel(1.0)
-    loader.models["/m"] = model
-    core = make_core(pool, loader)
-    hosted = await core.load("fraud", "v1", "/m", canary_for(1.0))
+    core, model, hosted = await with_canary(pool)
     model.delay_s = 0.08
     await core.check_canaries()
     assert not hosted.serving
     assert "over its 50.0 ms budget" in hosted.health_reason
+    model.delay_s = 0.0
+    await core.check_canaries()
+    assert (hosted.serving, hosted.health_reason) == (True, "")
+
+
+async def test_one_late_canary_is_run_again_and_the_model_keeps_serving(pool: ThreadPoolExecutor) -> None:
+    core, model, hosted = await with_canary(pool)
+    model.delay_s, model.delayed_calls, before = 0.08, 1, model.calls
+    await core.check_canaries()
+    assert (hosted.serving, model.calls - before, model.delayed_calls) == (True, 2, 0)
+
+
+async def test_a_wrong_canary_is_not_run_again(pool: ThreadPoolExecutor) -> None:
+    core, model, hosted = await with_canary(pool)
+    model.offset, before = 3.0, model.calls
+    await core.check_canaries()
+    assert (hosted.serving, model.calls - before) == (False, 1)
 
 
 async def test_unreadable_bundle_is_invalid_argument_and_others_keep_serving(
