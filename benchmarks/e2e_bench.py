@@ -63,11 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _fixture(trees: int, nodes: int, cache: Path) -> dict[str, Any]:
     """Transactions, the trained bundle and a frame of their features; cached by parameters."""
-    from extractor.generate import GenerateOptions, generate, write_jsonl
+    from extractor.generate import GENERATOR_VERSION, GenerateOptions, generate, write_jsonl
     from extractor.spec import load_spec
     from extractor.train import TrainOptions, feature_matrix, train
 
-    folder = cache / f"e2e-t{trees}-n{nodes}"
+    folder = cache / f"e2e-g{GENERATOR_VERSION}-t{trees}-n{nodes}"
     meta_path = folder / "meta.json"
     if meta_path.exists():
         meta: dict[str, Any] = json.loads(meta_path.read_text())
