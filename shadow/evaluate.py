@@ -171,6 +171,7 @@ async def evaluate_and_record(
     rows = await candidate_rows(dsn, name, version, environment, start)
     result = compare(rows, threshold)
     out: dict[str, Any] = {"candidate": f"{name}@{version}", "environment": environment, **asdict(result)}
+    out["since"] = start.isoformat() if start is not None else None
     out["recorded"] = (
         await asyncio.to_thread(record, name, version, environment, result, registry) if record_it else None
     )

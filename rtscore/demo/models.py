@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -196,8 +197,10 @@ class Governance:
         self.deploy("author", v2.version, "qa", "champion", "v2 signed off in qa")
         self.deploy("author", v2.version, ENVIRONMENT, "shadow", "v2 runs dark on live traffic")
 
-    def evaluate(self, version: int, labels: Path | None = None) -> dict[str, Any]:
-        """`rtscore shadow evaluate MODEL@V --env production --json`, recorded in the registry.
+    def evaluate(
+        self, version: int, labels: Path | None = None, since: datetime | None = None
+    ) -> dict[str, Any]:
+        """`rtscore shadow evaluate MODEL@V --env production --json [--since T]`, recorded in the registry.
 
         `labels` (chargebacks for the traffic's transactions) are stored first, as `rtscore shadow label`
         stores them, so the evaluation carries the AUC of both models.
@@ -210,6 +213,8 @@ class Governance:
             asyncio.run(load_labels(self.platform.database_url, labels))
         env = {**self.platform.env, "RTSCORE_TOKEN": read_token(self.platform.tokens["service"])}
         args = ["shadow", "evaluate", f"{MODEL}@{version}", "--env", ENVIRONMENT, "--json"]
+        if since is not None:
+            args += ["--since", since.isoformat()]
         args_, popen = _start(args, env)
         out, err = popen.communicate()  # status 3 is a recorded evaluation that failed: the JSON says why
         (self.platform.work / "logs" / "shadow-evaluate.log").write_text(out + err)

@@ -62,10 +62,11 @@ def evaluation_table(evaluation: dict[str, Any]) -> Table:
     table = Table(title=f"shadow evaluation of {evaluation.get('candidate', '?')}")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    keys = ("count", "champion_version", "agreement", "mean_abs_difference", "psi", "psi_band",
-            "ks_statistic", "candidate_latency_p99_ms", "champion_latency_p99_ms")  # fmt: skip
+    keys = ("since", "count", "champion_version", "agreement", "mean_abs_difference", "psi", "psi_band",
+            "ks_statistic", "labelled", "candidate_auc", "champion_auc", "candidate_latency_p99_ms",
+            "champion_latency_p99_ms")  # fmt: skip
     for key in keys:
-        if key in evaluation:
+        if evaluation.get(key) is not None:
             value = evaluation[key]
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     recorded = evaluation.get("recorded") or {}

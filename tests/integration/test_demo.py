@@ -76,6 +76,10 @@ def test_short_demo_promotes_the_candidate_under_traffic_without_a_failed_call(
     assert evaluation["candidate"] == "fraud@2"
     assert evaluation["champion_version"] == 1
     assert evaluation["count"] >= 200
+    assert evaluation["since"] is not None  # the rows after the cold start of the velocity store
+    assert evaluation["labelled"] == evaluation["count"]  # every transaction's label was stored first
+    assert 0.5 < evaluation["champion_auc"] <= 1
+    assert 0.5 < evaluation["candidate_auc"] <= 1
     assert evaluation["recorded"]["passed"]
     assert evaluation["recorded"]["recorded_by"] == "platform"
 
