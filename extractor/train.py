@@ -49,7 +49,7 @@ def feature_matrix(lines: list[dict[str, Any]], loaded: LoadedSpec) -> tuple[np.
 def train(transactions: Path, loaded: LoadedSpec, out: Path, options: TrainOptions) -> dict[str, Any]:
     """Fit, report held-out AUC, export the bundle to `out`; returns the report."""
     from sklearn.ensemble import RandomForestClassifier
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     from scorer.export import export_sklearn
 
@@ -75,7 +75,10 @@ def train(transactions: Path, loaded: LoadedSpec, out: Path, options: TrainOptio
     started = time.perf_counter()
     model.fit(x[:split], y_train)
     seconds = time.perf_counter() - started
-    auc = float(roc_auc_score(y[split:], model.predict_proba(x[split:])[:, 1]))
+    held_out = model.predict_proba(x[split:])[:, 1]
+    auc = float(roc_auc_score(y[split:], held_out))
+    # With 3% fraud, ROC AUC flatters; average precision (the area under precision-recall) does not.
+    precision = float(average_precision_score(y[split:], held_out))
     names = loaded.spec.feature_names()
     export_sklearn(model, out, format="protobuf", features=names, name=options.name)
     return {
@@ -89,6 +92,7 @@ def train(transactions: Path, loaded: LoadedSpec, out: Path, options: TrainOptio
         "trees": options.trees,
         "nodes": int(sum(e.tree_.node_count for e in model.estimators_)),
         "held_out_auc": round(auc, 4),
+        "held_out_average_precision": round(precision, 4),
         "label_noise": options.label_noise,
         "training_seconds": round(seconds, 2),
     }

@@ -140,7 +140,13 @@ def _run(options: DemoOptions, console: Console, platform: Platform, stages: Sta
     stages.mark(console, "transactions", f"{options.train_count} to train on, {live_count} of live traffic")
     v1, v2 = train_both(platform, training)
     stages.mark(
-        console, "training", f"v1 AUC {v1.report.get('held_out_auc')}, v2 AUC {v2.report.get('held_out_auc')}"
+        console,
+        "training",
+        ", ".join(
+            f"{t.recipe.version_label} AUC {t.report.get('held_out_auc')}"
+            f" (average precision {t.report.get('held_out_average_precision')})"
+            for t in (v1, v2)
+        ),
     )
 
     governance = Governance(platform)

@@ -131,7 +131,11 @@ class Governance:
     def register(self, trained: Trained) -> int:
         """Upload the bundle as a new version of the model, with its training figures as metrics."""
         report = trained.report
-        metrics = {k: float(report[k]) for k in ("held_out_auc", "trees", "nodes") if k in report}
+        metrics = {
+            k: float(report[k])
+            for k in ("held_out_auc", "held_out_average_precision", "trees", "nodes")
+            if k in report
+        }
         with self._client("author") as client:
             version = client.register(
                 MODEL,

@@ -91,7 +91,9 @@ def fraud_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         "--trees", "10", "--max-nodes", "300",
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
-    assert json.loads(trained.stdout)["held_out_auc"] > 0.8
+    report = json.loads(trained.stdout)
+    assert report["held_out_auc"] > 0.8
+    assert 0 < report["held_out_average_precision"] < report["held_out_auc"]
     checked = rtscore("extractor", "check", str(DEFAULT_SPEC), "--model", str(bundle))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "produces exactly the 32 inputs" in checked.stdout
