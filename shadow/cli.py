@@ -140,10 +140,17 @@ def _print_evaluation(r: dict[str, Any]) -> None:
         print(
             f"  AUC over {r['labelled']} labels: candidate {r['candidate_auc']}, champion {r['champion_auc']}"
         )
+        for who in ("candidate", "champion"):
+            print(f"  at the threshold, {who}: {_share(r[f'{who}_recall'])} of the fraud caught,"
+                  f" {_share(r[f'{who}_precision'])} of those flagged fraud")  # fmt: skip
     recorded = r.get("recorded")
     if recorded:
         outcome = "passed" if recorded.get("passed") else "failed"
         print(f"  recorded as evaluation {recorded.get('id')}: {outcome} ({recorded.get('verdict')})")
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _scores(args: argparse.Namespace) -> int:

@@ -50,6 +50,12 @@ class Comparison:
     labelled: int
     candidate_auc: float | None
     champion_auc: float | None
+    candidate_recall: float | None = None
+    """Share of the labelled fraud the candidate scores at or above the threshold."""
+    champion_recall: float | None = None
+    candidate_precision: float | None = None
+    """Share of the candidate's labelled transactions at or above the threshold that are fraud."""
+    champion_precision: float | None = None
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
@@ -80,6 +86,14 @@ def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+def _caught(labels: np.ndarray, flagged: np.ndarray) -> tuple[float | None, float | None]:
+    """Recall and precision of `flagged` against `labels`; None where nothing to divide by."""
+    hits = int(np.sum(labels & flagged))
+    recall = hits / int(labels.sum()) if labels.any() else None
+    precision = hits / int(flagged.sum()) if flagged.any() else None
+    return recall, precision
+
+
 def compare(rows: list[asyncpg.Record], threshold: float | None = None) -> Comparison:
     """The figures for rows of one candidate; the champion is the latest version the rows name."""
     if not rows:
@@ -97,6 +111,8 @@ def compare(rows: list[asyncpg.Record], threshold: float | None = None) -> Compa
     labels = np.array([rows[i]["fraud"] for i in known], dtype=bool)
     ks = stats.ks_2samp(cand, champ)
     value = psi(champ, cand)
+    cand_recall, cand_precision = _caught(labels, cand[known] >= cut[known])
+    champ_recall, champ_precision = _caught(labels, champ[known] >= cut[known])
     return Comparison(
         count=int(cand.size),
         champion_version=int(latest) if str(latest).isdigit() else 0,
@@ -113,6 +129,10 @@ def compare(rows: list[asyncpg.Record], threshold: float | None = None) -> Compa
         labelled=len(known),
         candidate_auc=_auc(labels, cand[known]) if known else None,
         champion_auc=_auc(labels, champ[known]) if known else None,
+        candidate_recall=cand_recall,
+        champion_recall=champ_recall,
+        candidate_precision=cand_precision,
+        champion_precision=champ_precision,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from protos.rtscore.v1 import extractor_pb2, frame_pb2
 from rtscore.errors import FailedPrecondition, Unavailable
+from shadow.cli import _print_evaluation
 from shadow.deadletter import DeadLetter, headers
 from shadow.errors import PoisonRecord, is_retryable
 from shadow.evaluate import compare, psi, psi_band
@@ -151,6 +153,25 @@ def test_a_comparison_measures_agreement_distance_latency_and_auc() -> None:
     assert result.labelled == 5_000
     assert result.candidate_auc == pytest.approx(roc_auc_score(labels, candidate))
     assert result.champion_auc == pytest.approx(roc_auc_score(labels, champion))
+    flagged = candidate >= 0.5
+    assert result.candidate_recall == pytest.approx(np.sum(flagged & labels) / labels.sum())
+    assert result.candidate_precision == pytest.approx(np.sum(flagged & labels) / flagged.sum())
+    flagged = champion >= 0.5
+    assert result.champion_recall == pytest.approx(np.sum(flagged & labels) / labels.sum())
+    assert result.champion_precision == pytest.approx(np.sum(flagged & labels) / flagged.sum())
+
+
+def test_the_evaluation_text_says_what_each_model_catches_at_the_threshold(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    labels = np.array([True, True, True, True, False, False])
+    candidate = np.array([0.9, 0.8, 0.7, 0.1, 0.6, 0.1])
+    champion = np.array([0.9, 0.2, 0.1, 0.1, 0.1, 0.1])
+    result = asdict(compare(rows(candidate, champion, labels)))
+    _print_evaluation({"candidate": "fraud@4", "environment": "production", **result})
+    text = capsys.readouterr().out
+    assert "at the threshold, candidate: 75.0% of the fraud caught, 75.0% of those flagged fraud" in text
+    assert "at the threshold, champion: 25.0% of the fraud caught, 100.0% of those flagged fraud" in text
 
 
 def test_a_comparison_without_rows_or_labels_says_so() -> None:
@@ -158,4 +179,5 @@ def test_a_comparison_without_rows_or_labels_says_so() -> None:
         compare([])
     result = compare(rows(np.array([0.1, 0.9]), np.array([0.2, 0.8]), None))
     assert result.candidate_auc is None
+    assert (result.candidate_recall, result.candidate_precision) == (None, None)
     assert result.agreement == 1.0
