@@ -140,8 +140,9 @@ def _print_evaluation(r: dict[str, Any]) -> None:
         print(
             f"  AUC over {r['labelled']} labels: candidate {r['candidate_auc']}, champion {r['champion_auc']}"
         )
+        fraud = r["labelled_fraud"]
         for who in ("candidate", "champion"):
-            print(f"  at the threshold, {who}: {_share(r[f'{who}_recall'])} of the fraud caught,"
+            print(f"  at the threshold, {who}: {_share(r[f'{who}_recall'])} of the {fraud} fraud caught,"
                   f" {_share(r[f'{who}_precision'])} of those flagged fraud")  # fmt: skip
     recorded = r.get("recorded")
     if recorded:

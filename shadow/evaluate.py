@@ -50,6 +50,7 @@ class Comparison:
     labelled: int
     candidate_auc: float | None
     champion_auc: float | None
+    labelled_fraud: int = 0
     candidate_recall: float | None = None
     """Share of the labelled fraud the candidate scores at or above the threshold."""
     champion_recall: float | None = None
@@ -129,6 +130,7 @@ def compare(rows: list[asyncpg.Record], threshold: float | None = None) -> Compa
         labelled=len(known),
         candidate_auc=_auc(labels, cand[known]) if known else None,
         champion_auc=_auc(labels, champ[known]) if known else None,
+        labelled_fraud=int(labels.sum()),
         candidate_recall=cand_recall,
         champion_recall=champ_recall,
         candidate_precision=cand_precision,

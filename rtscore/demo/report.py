@@ -63,7 +63,7 @@ def evaluation_table(evaluation: dict[str, Any]) -> Table:
     table.add_column("figure")
     table.add_column("value", justify="right")
     keys = ("since", "count", "champion_version", "agreement", "mean_abs_difference", "psi", "psi_band",
-            "ks_statistic", "labelled", "candidate_auc", "champion_auc", "candidate_recall",
+            "ks_statistic", "labelled", "labelled_fraud", "candidate_auc", "champion_auc", "candidate_recall",
             "champion_recall", "candidate_precision", "champion_precision", "candidate_latency_p99_ms",
             "champion_latency_p99_ms")  # fmt: skip
     for key in keys:

@@ -170,8 +170,8 @@ def test_the_evaluation_text_says_what_each_model_catches_at_the_threshold(
     result = asdict(compare(rows(candidate, champion, labels)))
     _print_evaluation({"candidate": "fraud@4", "environment": "production", **result})
     text = capsys.readouterr().out
-    assert "at the threshold, candidate: 75.0% of the fraud caught, 75.0% of those flagged fraud" in text
-    assert "at the threshold, champion: 25.0% of the fraud caught, 100.0% of those flagged fraud" in text
+    assert "at the threshold, candidate: 75.0% of the 4 fraud caught, 75.0% of those flagged fraud" in text
+    assert "at the threshold, champion: 25.0% of the 4 fraud caught, 100.0% of those flagged fraud" in text
 
 
 def test_a_comparison_without_rows_or_labels_says_so() -> None:
