@@ -4,7 +4,10 @@ alone and the transport floor in the same run, and the highest rate at which p99
 Two floors are measured at the same rate by the same client: `floor`, a bare grpc.aio server with the
 scorer's fixed reply (one hop), and `e2e-floor` (`benchmarks.relay_floor`), a bare grpc.aio server
 that per call pings Redis and calls `floor`, then sends a fixed Decision: the extractor's hops without
-its work. The end-to-end run is read against `e2e-floor` (`e2e_over_floor` in the report).
+its work. The end-to-end run is read against `e2e-floor` (`e2e_over_floor` in the report). Where
+./dev built it, `e2e-floor-native` makes the same hops from a native server (`benchmarks/goloadgen/relay`,
+Go), so that the part of `e2e-floor` that is Python's own gRPC and Redis clients shows
+(`e2e_over_native_floor`).
 
 Each run also carries `server_cpu_ms`: the CPU per call of every tier it went through (the extractor
 and its workers, the scorers, the relay, `floor`, and Redis by its own `INFO cpu`), which says where
@@ -168,35 +171,67 @@ def run_e2e(args: argparse.Namespace) -> int:
         relay = targets.relay_floor(floor.target, redis_url, Path(request_file.name))
         relay.start()
         stack.callback(relay.stop)
+        native_relay = _native_relay(stack, floor.target, redis_url, Path(request_file.name))
         scorer_pids = [_pid(s) for s in scorers]
         tiers[extractor.target] = {"extractor": [_pid(extractor)], "scorers": scorer_pids}
         tiers[relay.target] = {"relay": [_pid(relay)], "floor": [_pid(floor)]}
+        if native_relay is not None:
+            tiers[native_relay.target] = {"relay": [_pid(native_relay)], "floor": [_pid(floor)]}
         tiers[scorers[0].target] = {"scorer": scorer_pids[:1]}
         tiers[floor.target] = {"floor": [_pid(floor)]}
-        runs = [
-            measure("e2e", extractor.target, EVALUATE_METHOD, e2e_requests, args.rate, duration),
-            measure("e2e-floor", relay.target, EVALUATE_METHOD, e2e_requests, args.rate, duration),
-            measure("scorer", scorers[0].target, SCORE_METHOD, score_requests, args.rate, duration),
-            measure("floor", floor.target, SCORE_METHOD, score_requests, args.rate, duration),
-        ]
+        plan = [("e2e", extractor.target, EVALUATE_METHOD, e2e_requests),
+                ("e2e-floor", relay.target, EVALUATE_METHOD, e2e_requests),
+                ("scorer", scorers[0].target, SCORE_METHOD, score_requests),
+                ("floor", floor.target, SCORE_METHOD, score_requests)]  # fmt: skip
+        if native_relay is not None:  # after the four runs every report has, in their order
+            plan.append(("e2e-floor-native", native_relay.target, EVALUATE_METHOD, e2e_requests))
+        runs = [measure(*run, args.rate, duration) for run in plan]
         highest = _highest_rate(measure, extractor.target, e2e_requests, args, duration, runs[0])
     table = _talk_table(runs)
     print(table)
     over_floor = floor_ratios(runs)
-    print("e2e over e2e-floor (the same hops with no work): " + ", ".join(
-        f"{statistic} {ratio:.2f}x" for statistic, ratio in over_floor.items() if ratio is not None
-    ))  # fmt: skip
+    over_native = floor_ratios(runs, "e2e-floor-native")
+    for label, ratios in (
+        ("e2e-floor (the same hops with no work)", over_floor),
+        ("e2e-floor-native (the same hops from a native server)", over_native),
+    ):
+        if any(ratio is not None for ratio in ratios.values()):
+            print(f"e2e over {label}: " + ", ".join(
+                f"{statistic} {ratio:.2f}x" for statistic, ratio in ratios.items() if ratio is not None
+            ))  # fmt: skip
     held = f"{highest['rate']:g}/s" if highest["rate"] else "none tried held"
     print(f"highest e2e rate with p99 <= {P99_LIMIT_MS:g} ms: {held}")
     print(f"e2e done in {time.monotonic() - started:.0f}s")
     if args.json:
         full = report.build_report(
             runs, fixture=meta, talk=TALK, highest_rate_p99_le_10ms=highest, e2e_over_floor=over_floor,
+            e2e_over_native_floor=over_native,
             extractor_workers=args.extractor_workers,
         )  # fmt: skip
         png = report.write_report(full, args.json)
         print(f"wrote {args.json} and {png}")
     return 0
+
+
+def _native_relay(stack: ExitStack, floor: str, redis_url: str, request: Path) -> Any:
+    """The started `e2e-floor-native` target, stopped with `stack`; None where ./dev did not build it."""
+    from benchmarks import targets
+    from benchmarks.native import relay_binary
+    from benchmarks.relay_floor import DECISION
+
+    binary = relay_binary()
+    if binary is None:
+        print("e2e: no native relay (rtscore-relay; ./dev builds it with Go): no e2e-floor-native run")
+        return None
+    decision = stack.enter_context(
+        tempfile.NamedTemporaryFile(prefix="rtscore-decision-", suffix=".bin")  # noqa: SIM115 (closed by stack)
+    )
+    decision.write(DECISION)
+    decision.flush()
+    relay = targets.native_relay(floor, redis_url, request, Path(decision.name), binary)
+    relay.start()
+    stack.callback(relay.stop)
+    return relay
 
 
 def _pid(server: Any) -> int:
@@ -256,10 +291,10 @@ def _highest_rate(
     return {"rate": held, "tried": tried}
 
 
-def floor_ratios(runs: list[dict[str, Any]]) -> dict[str, float | None]:
-    """The `e2e` run's avg, p50, p95, p99 and stddev over the `e2e-floor` run's."""
+def floor_ratios(runs: list[dict[str, Any]], floor_run: str = "e2e-floor") -> dict[str, float | None]:
+    """The `e2e` run's avg, p50, p95, p99 and stddev over the `floor_run` run's (None where absent)."""
     by_name = {run["name"]: run.get("latency_ms") or {} for run in runs}
-    ours, floor = by_name.get("e2e", {}), by_name.get("e2e-floor", {})
+    ours, floor = by_name.get("e2e", {}), by_name.get(floor_run, {})
     ratios: dict[str, float | None] = {}
     for statistic in ("avg", "p50", "p95", "p99", "stddev"):
         mine, base = ours.get(statistic), floor.get(statistic)

@@ -28,6 +28,7 @@ from benchmarks.loadgen import LoadSpec, RunResult
 from rtscore.errors import FailedPrecondition, InvalidArgument, RtscoreError, Unavailable
 
 BINARY = "rtscore-loadgen"
+RELAY_BINARY = "rtscore-relay"
 # Set to a path to use another build of the binary.
 BINARY_ENV = "RTSCORE_LOADGEN"
 # Exit codes of rtscore-loadgen (benchmarks/goloadgen/main.go).
@@ -38,16 +39,22 @@ _STARTUP_S = 0.5
 Progress = Callable[[float, int, int], None]
 
 
-def binary() -> Path | None:
-    """The built load generator: $RTSCORE_LOADGEN, else beside this Python (./dev builds it), else on PATH."""
-    override = os.environ.get(BINARY_ENV)
+def binary(name: str = BINARY, override_env: str | None = BINARY_ENV) -> Path | None:
+    """A built native program (the load generator unless named): $RTSCORE_LOADGEN for the load
+    generator, else beside this Python (./dev builds them there), else on PATH."""
+    override = os.environ.get(override_env) if override_env else None
     if override:
         return Path(override) if os.access(override, os.X_OK) else None
-    beside = Path(sys.executable).parent / BINARY
+    beside = Path(sys.executable).parent / name
     if os.access(beside, os.X_OK):
         return beside
-    found = shutil.which(BINARY)
+    found = shutil.which(name)
     return Path(found) if found else None
+
+
+def relay_binary() -> Path | None:
+    """The native relay of `bench e2e` (`benchmarks/goloadgen/relay`), where ./dev built it."""
+    return binary(RELAY_BINARY, None)
 
 
 def write_requests(requests: Sequence[bytes], path: Path) -> None:

@@ -184,6 +184,13 @@ def relay_floor(scorer: str, redis_url: str, request: Path) -> ServerProcess:
     return ServerProcess("e2e-floor", [*command, "--request", str(request), "--port", "0"])
 
 
+def native_relay(scorer: str, redis_url: str, request: Path, decision: Path, binary: Path) -> ServerProcess:
+    """The `e2e-floor-native` target: `e2e-floor`'s hops (a Redis PING, one Score call of `request` to
+    `scorer`, then the fixed `decision`) made by a native server (`benchmarks/goloadgen/relay`)."""
+    command = [str(binary), "--scorer", scorer, "--redis-url", redis_url, "--request", str(request)]
+    return ServerProcess("e2e-floor-native", [*command, "--response", str(decision), "--port", "0"])
+
+
 def mleap_served(bundle: Path, model: str) -> ServerProcess:
     """The `mleap-served` target: MLeap's JVM runtime behind grpc-java (`jvm/served`), built if needed."""
     from scorer.reference.layout import HarnessLayout

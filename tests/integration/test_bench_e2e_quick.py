@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.native import relay_binary
 from tests.integration.cli_run import rtscore
 from tests.integration.redis_fixtures import redis_url
 
@@ -56,5 +57,14 @@ def test_quick_e2e_bench_reads_the_extractor_against_both_floors(redis_url: str,
     # the extractor parses, computes and serializes what the relay only forwards as bytes
     assert by_name["e2e"]["server_cpu_ms"]["extractor"] > by_name["e2e-floor"]["server_cpu_ms"]["relay"]
     assert report["highest_rate_p99_le_10ms"]["tried"][0]["rate"] == 200.0
+    if relay_binary() is not None:  # the same hops from a native server, after the four runs
+        native = by_name["e2e-floor-native"]
+        assert (native["requests"] > 0, native["errors"]) == (True, {})
+        assert set(native["server_cpu_ms"]) == {"relay", "floor", "redis", "total"}
+        assert report["e2e_over_native_floor"]["p50"] == pytest.approx(
+            e2e["p50"] / native["latency_ms"]["p50"], abs=1e-3
+        )
+        # it makes the Python relay's round trips with a native gRPC stack and Redis client
+        assert native["server_cpu_ms"]["relay"] < by_name["e2e-floor"]["server_cpu_ms"]["relay"]
     assert report["extractor_workers"] == 2
     assert out.with_suffix(".png").stat().st_size > 0

@@ -17,7 +17,16 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.frames import to_frame
-from benchmarks.targets import floor_server, mleap_served, relay_floor, rtscore_scorer
+from benchmarks.native import relay_binary
+from benchmarks.relay_floor import DECISION
+from benchmarks.targets import (
+    ServerProcess,
+    floor_server,
+    mleap_served,
+    native_relay,
+    relay_floor,
+    rtscore_scorer,
+)
 from protos.rtscore.v1 import extractor_pb2, frame_pb2, scorer_pb2, scorer_pb2_grpc
 from rtscore.errors import Unavailable
 from scorer.bundle.model import load_bundle
@@ -216,15 +225,27 @@ def test_the_kernel_floor_scores_dense_rows_of_a_planned_bundle_and_refuses_anyt
         demo.start()
 
 
+def _relay(kind: str, floor: str, redis_url: str, request: Path, tmp_path: Path) -> ServerProcess:
+    if kind == "python":
+        return relay_floor(floor, redis_url, request)
+    binary = relay_binary()
+    if binary is None:
+        pytest.skip("rtscore-relay is not built (needs Go)")
+    decision = tmp_path / "decision.pb"
+    decision.write_bytes(DECISION)
+    return native_relay(floor, redis_url, request, decision, binary)
+
+
+@pytest.mark.parametrize("kind", ["python", "native"])
 def test_the_relay_floor_rides_out_a_late_redis_as_the_extractor_does_and_passes_scorer_errors_on(
-    private_redis: PrivateRedis, tmp_path: Path
+    kind: str, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
     bundle, frame = FIXTURES / "demo.zip", FIXTURES / "frame.demo.json"
     request = tmp_path / "request.pb"
     wire = to_frame(_leap_frame("frame.demo.json"), [0])
     request.write_bytes(scorer_pb2.ScoreRequest(model="bench", frame=wire).SerializeToString())
     floor = floor_server(bundle, frame, "bench")
-    with floor, relay_floor(floor.target, private_redis.url, request) as relay:
+    with floor, _relay(kind, floor.target, private_redis.url, request, tmp_path) as relay:
         evaluate = grpc.insecure_channel(relay.target).unary_unary("/rtscore.v1.Extractor/Evaluate")
         decision = extractor_pb2.Decision.FromString(evaluate(b"", timeout=30))
         assert decision.model == "fraud"
