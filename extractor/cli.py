@@ -87,7 +87,11 @@ def register(subparsers: Any, name: str, help_text: str) -> None:
     follow.add_argument("--key", metavar="PEM", type=Path, help="private key of --cert")
     serve.add_argument("--review-at", type=float, help="scores from here are reviewed (default 0.5)")
     serve.add_argument("--decline-at", type=float, help="scores from here are declined (default 0.8)")
-    serve.add_argument("--score-timeout-ms", type=float, help="deadline of the scorer call (default 50)")
+    serve.add_argument(
+        "--score-timeout-ms",
+        type=float,
+        help="deadline of each attempt at the scorer call; then another, within the call's (default 50)",
+    )
     serve.add_argument(
         "--hedge",
         action="store_true",

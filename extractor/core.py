@@ -21,6 +21,9 @@ from rtscore.errors import FailedPrecondition, InvalidArgument, Unavailable
 from scorer.client.errors import ScorerCallError
 
 Metadata = Sequence[tuple[str, str]]
+# Share of the time left to a call that scoring leaves for the answer, so that a call no scorer could
+# take fails UNAVAILABLE, saying why, before the caller's own deadline ends it unexplained.
+_ANSWER_SHARE = 0.1
 _ACTION_NAMES = {
     extractor_pb2.ACTION_APPROVE: "approve",
     extractor_pb2.ACTION_REVIEW: "review",
@@ -140,9 +143,11 @@ class ExtractorCore:
         velocity_done = clock()
         frame = self._encoder.frame(features.derived + velocity)
         scoring_started = clock()
+        # Scoring may take what is left of the call, less a tenth kept for the answer (the pool gives
+        # each attempt score_timeout_s and tries another scorer after a late one, while this allows).
         timeout = self.score_timeout_s
         if deadline_s is not None:
-            timeout = min(timeout, deadline_s - (scoring_started - started))
+            timeout = (deadline_s - (scoring_started - started)) * (1 - _ANSWER_SHARE)
             if timeout <= 0:
                 raise Unavailable("the call's deadline passed before scoring could start")
         try:

@@ -128,8 +128,8 @@ class ExtractorServer:
             raise InvalidArgument("name the scorers (--scorers H:P,…) or a registry and pool")
         scorers_tls = optional_channel_credentials(s.scorer_ca, s.scorer_cert, s.scorer_key)
         pool = PoolSettings(
-            default_timeout_s=s.score_timeout_s, connections_per_endpoint=s.scorer_connections,
-            hedge=s.hedge, hedge_delay_s=s.hedge_delay_s,
+            default_timeout_s=s.score_timeout_s, attempt_timeout_s=s.score_timeout_s,
+            connections_per_endpoint=s.scorer_connections, hedge=s.hedge, hedge_delay_s=s.hedge_delay_s,
         )  # fmt: skip
         return ScorerPool(source, pool, scorers_tls)
 

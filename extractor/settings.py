@@ -55,7 +55,9 @@ class ExtractorSettings(BaseSettings):
     decline_at: float = Field(default=0.8, ge=0, le=1)
     """Scores at or above this are declined."""
     score_timeout_s: float = Field(default=0.05, gt=0)
-    """Deadline of the scorer call (shortened to what is left of the caller's deadline)."""
+    """Deadline of each attempt at the scorer call: a later attempt is given up and the call goes to
+    another scorer while the caller's deadline leaves time (less a tenth, kept for the answer), so a
+    stall of the host or a scorer costs the call that wait, not the call."""
     hedge: bool = False
     """Send a scorer call that is slower than hedge_delay_s to a second scorer too; the first answer
     wins (at most 5% of calls are hedged). Cuts the tail a stalled scorer makes, for a little load."""

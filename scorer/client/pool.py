@@ -220,6 +220,7 @@ class ScorerPool:
         waits = 0  # backoffs taken because every ready scorer refused the call as busy
         failure = ""
         busy = False  # the last attempt was refused by a busy scorer
+        per_attempt = self.settings.attempt_timeout_s
         self._hedges.earn()
         self._busy_retries.earn()
         while True:
@@ -236,17 +237,23 @@ class ScorerPool:
             if tried:
                 self.telemetry.retried()
             tried.append(endpoint)
+            cut = False  # the attempt's own deadline is shorter than the call's
             try:
                 if self.settings.hedge and len(tried) == 1:
                     result, winner, hedged = await self._hedged(picker, endpoint, send, deadline, tried)
                     return result, winner, len(tried), hedged
-                result = await self._attempt(endpoint, send, deadline - loop.time())
+                seconds = deadline - loop.time()
+                if per_attempt is not None and per_attempt < seconds:
+                    seconds, cut = per_attempt, True
+                result = await self._attempt(endpoint, send, seconds)
                 return result, endpoint, len(tried), False
             except grpc.aio.AioRpcError as err:
                 code = err.code()
                 busy = code in OVERLOADED
                 failed += not busy
-                if code not in RETRYABLE or failed >= self.settings.max_attempts:
+                # past the attempt's own deadline, with the call's still ahead: another endpoint may answer
+                late = cut and code is grpc.StatusCode.DEADLINE_EXCEEDED
+                if (code not in RETRYABLE and not late) or failed >= self.settings.max_attempts:
                     raise ScorerCallError(endpoint.address, code, err.details() or "") from None
                 failure = f"{endpoint.address}: {code.name}: {err.details()}"
             picker = balancer.pickers.get(model, EMPTY)

@@ -17,8 +17,12 @@ class PoolSettings:
     default_timeout_s: float = 1.0
     """Deadline of a call that names none."""
     max_attempts: int = 3
-    """Failed attempts (UNAVAILABLE, a reset, a refused connection) after which a call fails; each attempt
-    goes to another endpoint while there is one."""
+    """Failed attempts (UNAVAILABLE, a reset, a refused connection, one past `attempt_timeout_s`) after
+    which a call fails; each attempt goes to another endpoint while there is one."""
+    attempt_timeout_s: float | None = None
+    """Deadline of each attempt (gRPC's perAttemptRecvTimeout): one that passes it is given up and the
+    call goes to another endpoint while its own deadline leaves time, so a stall that outlasts one
+    attempt costs the call that wait, not the call. None: an attempt may take the call's whole deadline."""
     busy_backoff_s: float = 0.005
     """A busy scorer's refusal (RESOURCE_EXHAUSTED, or CANCELLED from its pending-call bound) is not a
     failure: the call goes to another ready scorer, and once every ready one was tried, to one of them
@@ -109,6 +113,8 @@ class PoolSettings:
             raise InvalidArgument(f"hedge_quantile must be within [0.5, 1), got {self.hedge_quantile}")
         if self.hedge_delay_s is not None and not self.hedge_delay_s > 0:
             raise InvalidArgument(f"hedge_delay_s must be positive, got {self.hedge_delay_s}")
+        if self.attempt_timeout_s is not None and not self.attempt_timeout_s > 0:
+            raise InvalidArgument(f"attempt_timeout_s must be positive, got {self.attempt_timeout_s}")
         if not 0 < self.batch_wait_s <= MAX_BATCH_WAIT_S:
             raise InvalidArgument(
                 f"batch_wait_s must be within (0, {MAX_BATCH_WAIT_S}], got {self.batch_wait_s}"

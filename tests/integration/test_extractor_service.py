@@ -190,12 +190,12 @@ def test_a_served_model_that_stops_fitting_the_spec_is_failed_precondition_until
         assert stub.Evaluate(tx, timeout=5).transaction_id == tx.id
 
 
-def test_with_hedge_a_stalled_scorer_costs_no_call(
+def test_a_stalled_scorer_costs_no_call_with_a_hedge_or_a_short_attempt_deadline(
     fraud_files: tuple[Path, Path], started: list[Served], tmp_path: Path
 ) -> None:
-    """Two scorers, one SIGSTOPped: concurrent calls picked for it wait out the scorer deadline (1 s,
+    """Two scorers, one SIGSTOPped: concurrent calls picked for it wait out the attempt's deadline (1 s,
     past the caller's 0.5 s) unless the extractor runs with --hedge, which answers them all from the
-    other scorer after 20 ms."""
+    other scorer after 20 ms, or with the default 50 ms attempt deadline, after which they go to it."""
     bundle, traffic = fraud_files
     scorers = [scorer(bundle, tmp_path / "cache") for _ in range(2)]
     started.extend(scorers)
@@ -203,11 +203,17 @@ def test_with_hedge_a_stalled_scorer_costs_no_call(
     txs = _first_transactions(traffic, 250)
     failed: dict[str, list[str]] = {}
     hedges: dict[str, float] = {}
-    for hedge in ((), ("--hedge-delay-ms", "20")):  # a delay implies --hedge
+    retries: dict[str, float] = {}
+    runs = {
+        "no hedge": ("--score-timeout-ms", "1000"),
+        "hedge": ("--score-timeout-ms", "1000", "--hedge-delay-ms", "20"),  # a delay implies --hedge
+        "50 ms attempts": (),
+    }
+    for run, flags in runs.items():
         metrics_port = free_port()
         extractor = Served(
             "extractor", "serve", "--scorers", endpoints, "--model", "fraud", "--wait-ready", "20",
-            "--score-timeout-ms", "1000", "--metrics-port", str(metrics_port), *hedge,
+            "--metrics-port", str(metrics_port), *flags,
         )  # fmt: skip
         started.append(extractor)
         with grpc.insecure_channel(extractor.target) as channel:
@@ -225,14 +231,16 @@ def test_with_hedge_a_stalled_scorer_costs_no_call(
                         outcomes.append(err.code().name)
             finally:
                 scorers[1].proc.send_signal(signal.SIGCONT)
-        run = " ".join(hedge) or "no hedge"
         failed[run] = [o for o in outcomes if o != scorers[0].target]
         hedges[run] = metric(metrics_port, "rtscore_extractor_pool_hedges")
+        retries[run] = metric(metrics_port, "rtscore_extractor_pool_retries")
         assert extractor.stop() == 0
     assert failed["no hedge"], "no call was picked for the stalled scorer: the test proves nothing"
-    assert failed["--hedge-delay-ms 20"] == []
-    assert hedges["no hedge"] == 0
-    assert hedges["--hedge-delay-ms 20"] >= 1  # and counted where an operator looks
+    assert failed["hedge"] == []
+    assert failed["50 ms attempts"] == []
+    assert (hedges["no hedge"], hedges["50 ms attempts"]) == (0, 0)
+    assert hedges["hedge"] >= 1  # and counted where an operator looks
+    assert retries["50 ms attempts"] >= 1
 
 
 def test_no_ready_scorer_is_unavailable_within_the_deadline(

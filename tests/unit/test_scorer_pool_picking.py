@@ -19,6 +19,7 @@ from rtscore.errors import InvalidArgument, Unavailable
 from scorer.client import PoolSettings, ScorerPool, static_endpoints
 from scorer.client.balancer import Balancer
 from scorer.client.endpoint import Endpoint
+from scorer.client.errors import ScorerCallError
 from scorer.client.frames import dense_frame, join_rows, layout, split_rows
 from scorer.client.hedging import CallBudget, RunningQuantile
 from scorer.client.picker import Picker
@@ -186,6 +187,56 @@ async def test_a_busy_refusal_goes_to_another_ready_scorer_at_once_and_retries_k
             await pool._call("m", send, 5.0)  # time enough for backoffs: only the budget stops them
         assert len(sent) == 2  # both scorers, once each, and no wait for a third
         assert time.monotonic() - began < 0.2
+    finally:
+        await pool.close()
+
+
+def _late_first(timeouts: list[float], sent: list[str] | None = None) -> Callable[[Endpoint, float], Any]:
+    """A `send` whose first call outlasts any deadline (answered DEADLINE_EXCEEDED when it passes) and
+    whose later ones answer; each call's deadline goes to `timeouts`, its endpoint to `sent`."""
+
+    async def send(endpoint: Endpoint, seconds: float) -> str:
+        timeouts.append(seconds)
+        if sent is not None:
+            sent.append(endpoint.address)
+        if len(timeouts) == 1:
+            await asyncio.sleep(seconds)
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(), "late"
+            )
+        return "scored"
+
+    return send
+
+
+async def test_an_attempt_past_its_own_deadline_goes_to_another_scorer_within_the_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = ScorerPool(static_endpoints(["127.0.0.1:1", "127.0.0.1:2"]), PoolSettings(attempt_timeout_s=0.02))
+    try:
+        await _one_ready_of_two(pool, monkeypatch, both=True)
+        timeouts: list[float] = []
+        sent: list[str] = []
+        result, _, attempts, _ = await pool._call("m", _late_first(timeouts, sent), 1.0)
+        assert (result, attempts, len(set(sent))) == ("scored", 2, 2)  # the second on the other scorer
+        assert timeouts == [0.02, 0.02]  # each attempt's own deadline, within the call's 1 s
+
+        timeouts = []  # the call's deadline is the nearer one: its passing ends the call
+        with pytest.raises(ScorerCallError, match="DEADLINE_EXCEEDED"):
+            await pool._call("m", _late_first(timeouts), 0.01)
+        assert len(timeouts) == 1
+        assert timeouts[0] <= 0.01
+    finally:
+        await pool.close()
+
+    pool = ScorerPool(static_endpoints(["127.0.0.1:1", "127.0.0.1:2"]), PoolSettings())
+    try:  # no attempt deadline: an attempt may take the call's, and is not retried after it
+        await _one_ready_of_two(pool, monkeypatch, both=True)
+        timeouts = []
+        with pytest.raises(ScorerCallError, match="DEADLINE_EXCEEDED"):
+            await pool._call("m", _late_first(timeouts), 0.05)
+        assert len(timeouts) == 1
+        assert timeouts[0] == pytest.approx(0.05, abs=0.01)
     finally:
         await pool.close()
 
