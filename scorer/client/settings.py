@@ -22,7 +22,8 @@ class PoolSettings:
     attempt_timeout_s: float | None = None
     """Deadline of each attempt (gRPC's perAttemptRecvTimeout): one that passes it is given up and the
     call goes to another endpoint while its own deadline leaves time, so a stall that outlasts one
-    attempt costs the call that wait, not the call. None: an attempt may take the call's whole deadline."""
+    attempt costs the call that wait, not the call. None: an attempt may take the call's whole deadline.
+    With `hedge`, a call's first attempt and its hedge have the call's deadline: the hedge is the retry."""
     busy_backoff_s: float = 0.005
     """A busy scorer's refusal (RESOURCE_EXHAUSTED, or CANCELLED from its pending-call bound) is not a
     failure: the call goes to another ready scorer, and once every ready one was tried, to one of them
