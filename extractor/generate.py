@@ -64,7 +64,7 @@ class _World:
         self.card_age = np.where(young, rng.integers(0, 30, n_cards), rng.integers(30, 3650, n_cards))
         self.card_devices = rng.integers(1, 3, n_cards)
         self.merchant_weight = _zipf(rng, n_merchants, 1.2)
-        # Honest merchants in the risky categories (gambling, money transfer…) and countries exist too.
+        # Honest merchants in every risky category (two are among _CATEGORIES too) and risky country exist.
         categories = _CATEGORIES + _RISKY_CATEGORIES
         self.merchant_category = rng.choice(
             categories, n_merchants, p=_shares(_CATEGORIES, _RISKY_CATEGORIES, 0.08)
@@ -190,7 +190,7 @@ def _fraud(
             )
     elif pattern == "account_takeover":
         device, ip = f"ato-dev-{rng.integers(1_000_000)}", f"203.0.113.{rng.integers(1, 255)}"
-        abroad = rng.random() < 0.6  # else from the card's own country, through a proxy
+        abroad = rng.random() < 0.6  # else in the merchant's country, like honest traffic: new device, IP
         for k in range(int(rng.integers(2, 6))):
             tx = {"channel": str(rng.choice(["ECOMMERCE", "IN_APP"]))}
             world.card(card, tx)
