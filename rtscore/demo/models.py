@@ -22,7 +22,7 @@ from rtscore.errors import RtscoreError
 
 @dataclass(frozen=True)
 class Recipe:
-    """How one version is trained: v2 differs honestly from v1 (more and larger trees, another seed)."""
+    """How one version is trained: v2 differs honestly from v1 (twice the trees, another seed)."""
 
     version_label: str
     trees: int
@@ -31,7 +31,7 @@ class Recipe:
 
 
 V1 = Recipe("v1", trees=12, max_nodes=255, seed=1)
-V2 = Recipe("v2", trees=24, max_nodes=511, seed=2)
+V2 = Recipe("v2", trees=24, max_nodes=255, seed=2)
 
 
 @dataclass
