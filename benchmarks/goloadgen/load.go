@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+
+	"rtscore/benchmarks/goloadgen/rawcodec"
 )
 
 // timerSlack is send lateness forgiven as the client's own timer granularity: a call that leaves up to
@@ -64,7 +66,7 @@ type outcome struct {
 
 // forceRaw makes a call send pre-serialized bytes; unread is the reply the codec never fills.
 var (
-	forceRaw = grpc.ForceCodecV2(rawCodec{})
+	forceRaw = grpc.ForceCodecV2(rawcodec.Codec{})
 	unread   []byte
 )
 

@@ -25,32 +25,16 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
+	"rtscore/benchmarks/goloadgen/rawcodec"
 )
 
 const (
 	extractorService = "rtscore.v1.Extractor"
 	scoreMethod      = "/rtscore.v1.Scorer/Score"
 )
-
-// rawCodec sends fixed serialized messages as they are and reads none: the relay answers every call
-// with the same bytes, whatever it was sent.
-type rawCodec struct{}
-
-var _ encoding.CodecV2 = rawCodec{}
-
-func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
-}
-
-func (rawCodec) Unmarshal(mem.BufferSlice, any) error { return nil }
-
-// Name is "proto" so the content type on the wire stays application/grpc+proto.
-func (rawCodec) Name() string { return "proto" }
 
 type relay struct {
 	redis           *redis.Client
@@ -76,7 +60,7 @@ func (r *relay) evaluate(_ any, ctx context.Context, decode func(any) error, _ g
 	scoreCtx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	var reply []byte
-	if err := r.scorer.Invoke(scoreCtx, scoreMethod, &r.request, &reply, grpc.ForceCodecV2(rawCodec{})); err != nil {
+	if err := r.scorer.Invoke(scoreCtx, scoreMethod, &r.request, &reply, grpc.ForceCodecV2(rawcodec.Codec{})); err != nil {
 		s := status.Convert(err)
 		return nil, status.Errorf(s.Code(), "scorer: %s", s.Message())
 	}
@@ -122,7 +106,7 @@ func run() error {
 	}
 	defer conn.Close()
 	var reply []byte
-	if err := conn.Invoke(ctx, scoreMethod, &request, &reply, grpc.ForceCodecV2(rawCodec{})); err != nil {
+	if err := conn.Invoke(ctx, scoreMethod, &request, &reply, grpc.ForceCodecV2(rawcodec.Codec{})); err != nil {
 		return fmt.Errorf("scorer %s: %w", *scorer, err) // it answers before the port is announced
 	}
 	r := &relay{
@@ -134,7 +118,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	server := grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}))
+	server := grpc.NewServer(grpc.ForceServerCodecV2(rawcodec.Codec{}))
 	server.RegisterService(&grpc.ServiceDesc{
 		ServiceName: extractorService,
 		HandlerType: (*any)(nil),
