@@ -135,7 +135,10 @@ def _print_evaluation(r: dict[str, Any]) -> None:
     print(f"  PSI {r['psi']:.4f} ({r['psi_band']}), KS {r['ks_statistic']:.4f} (p {r['ks_pvalue']:.3g})")
     candidate = f"{r['candidate_latency_p50_ms']:.3f}/{r['candidate_latency_p99_ms']:.3f}"
     champion = f"{r['champion_latency_p50_ms']:.3f}/{r['champion_latency_p99_ms']:.3f}"
-    print(f"  latency p50/p99 ms: candidate {candidate}, champion {champion}")
+    print(
+        f"  latency p50/p99 ms: candidate {candidate} (in this worker, per row of a batch),"
+        f" champion {champion} (its live scorer call, network included)"
+    )
     if r["labelled"]:
         print(
             f"  AUC over {r['labelled']} labels: candidate {r['candidate_auc']}, champion {r['champion_auc']}"

@@ -57,6 +57,13 @@ def latency_table(figures: dict[str, Any]) -> Table:
     return table
 
 
+# The two latencies time different things, so the table says which: read them apart, not as a ratio.
+_LATENCY_LABELS = {
+    "candidate_latency_p99_ms": "candidate_latency_p99_ms (shadow worker, per row of a batch)",
+    "champion_latency_p99_ms": "champion_latency_p99_ms (live scorer call, network included)",
+}
+
+
 def evaluation_table(evaluation: dict[str, Any]) -> Table:
     """The shadow evaluation's figures and the registry's verdict."""
     table = Table(title=f"shadow evaluation of {evaluation.get('candidate', '?')}")
@@ -69,7 +76,8 @@ def evaluation_table(evaluation: dict[str, Any]) -> Table:
     for key in keys:
         if evaluation.get(key) is not None:
             value = evaluation[key]
-            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+            label = _LATENCY_LABELS.get(key, key)
+            table.add_row(label, f"{value:.4f}" if isinstance(value, float) else str(value))
     recorded = evaluation.get("recorded") or {}
     table.add_row("verdict (registry)", str(recorded.get("verdict", "not recorded")))
     return table

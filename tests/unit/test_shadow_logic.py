@@ -172,6 +172,9 @@ def test_the_evaluation_text_says_what_each_model_catches_at_the_threshold(
     text = capsys.readouterr().out
     assert "at the threshold, candidate: 75.0% of the 4 fraud caught, 75.0% of those flagged fraud" in text
     assert "at the threshold, champion: 25.0% of the 4 fraud caught, 100.0% of those flagged fraud" in text
+    # the two latencies time different things, and the text says which
+    assert "(in this worker, per row of a batch), champion" in text
+    assert "(its live scorer call, network included)" in text
 
 
 def test_a_comparison_without_rows_or_labels_says_so() -> None:
