@@ -11,7 +11,8 @@ Go), so that the part of `e2e-floor` that is Python's own gRPC and Redis clients
 
 Each run also carries `server_cpu_ms`: the CPU per call of every tier it went through (the extractor
 and its workers, the scorers, the relay, `floor`, and Redis by its own `INFO cpu`), which says where
-a transaction's cost is paid.
+a transaction's cost is paid, and `counts`: what the extractor counted during the run (velocity
+fallbacks, retries, hedges, ejections; `benchmarks.tier_counts`) and the Redis calls each relay gave up.
 
 The model is the seed-scale recipe on the extractor's own features: a forest trained on generated
 transactions with 20% of training labels flipped (as `benchmarks/fixture.py` does), so that its trees
@@ -25,6 +26,7 @@ import argparse
 import json
 import math
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,7 +37,8 @@ from typing import Any
 from benchmarks.fixture import DEFAULT_CACHE, frame_json
 from benchmarks.loadgen import SCORE_METHOD, LoadSpec
 from benchmarks.server_cpu import cpu_per_call, tier_cpu
-from rtscore.errors import InvalidArgument
+from benchmarks.tier_counts import counted_between, extractor_counts, redis_given_up
+from rtscore.errors import InvalidArgument, Unavailable
 
 # The talk's own end-to-end figures with MLeap (ms): the row printed beside ours.
 TALK = {"name": "talk (MLeap)", "avg": 7.00, "p95": 9.0, "p99": 16.0, "stddev": 2.41}
@@ -131,6 +134,8 @@ def run_e2e(args: argparse.Namespace) -> int:
     score_requests = _score_requests(frame)
 
     tiers: dict[str, dict[str, Sequence[int]]] = {}  # by target: its tiers' server pids
+    metrics_port = _free_ports(args.extractor_workers)  # the extractor's worker i on metrics_port + i
+    metrics_ports = [metrics_port + i for i in range(args.extractor_workers)]
 
     def measure(
         name: str, target: str, method: str, requests: list[bytes], rate: float, seconds: float
@@ -140,12 +145,19 @@ def run_e2e(args: argparse.Namespace) -> int:
             target=target, rate=rate, duration=seconds, warmup=args.warmup, method=method, channels=channels
         )
         redis = redis_url if method == EVALUATE_METHOD else None
+        counting = target == extractor.target
         before = tier_cpu(tiers[target], redis)
+        counts_before = extractor_counts(metrics_ports) if counting else {}
         result = clients.run(spec, requests, args.processes)
         per_call = cpu_per_call(before, tier_cpu(tiers[target], redis), result.calls_seen)
-        record = report.run_record(name, result, server_cpu_ms=per_call)
+        extra: dict[str, Any] = {"server_cpu_ms": per_call}
+        if counting:
+            extra["counts"] = counted_between(counts_before, extractor_counts(metrics_ports))
+        record = report.run_record(name, result, **extra)
         print(report.run_table([record]), flush=True)
         print("server cpu ms/call: " + ", ".join(f"{tier} {ms:.3f}" for tier, ms in per_call.items()))
+        if counting:
+            print("extractor counted: " + _said(extra["counts"]))
         return record
 
     with ExitStack() as stack:
@@ -160,7 +172,7 @@ def run_e2e(args: argparse.Namespace) -> int:
         command = targets.rtscore_command(
             "extractor", "serve", "--port", "0", "--scorers", ",".join(s.target for s in scorers),
             "--model", "fraud", "--velocity", "redis", "--redis-url", redis_url, "--log-level", "WARNING",
-            "--workers", str(args.extractor_workers),
+            "--workers", str(args.extractor_workers), "--metrics-port", str(metrics_port),
         )  # fmt: skip
         extractor = targets.ServerProcess("extractor", command, 120.0)
         extractor.start()
@@ -187,6 +199,11 @@ def run_e2e(args: argparse.Namespace) -> int:
             plan.append(("e2e-floor-native", native_relay.target, EVALUATE_METHOD, e2e_requests))
         runs = [measure(*run, args.rate, duration) for run in plan]
         highest = _highest_rate(measure, extractor.target, e2e_requests, args, duration, runs[0])
+        relays = {"e2e-floor": relay, "e2e-floor-native": native_relay}
+    for run in runs:  # the relays are stopped now, and have said how many Redis calls they gave up
+        relay_process = relays.get(run["name"])
+        if relay_process is not None:
+            run["counts"] = {"redis_given_up": redis_given_up(relay_process.output)}
     table = _talk_table(runs)
     print(table)
     over_floor = floor_ratios(runs)
@@ -199,6 +216,9 @@ def run_e2e(args: argparse.Namespace) -> int:
             print(f"e2e over {label}: " + ", ".join(
                 f"{statistic} {ratio:.2f}x" for statistic, ratio in ratios.items() if ratio is not None
             ))  # fmt: skip
+    for run in runs:
+        if run.get("counts") is not None:
+            print(f"{run['name']} counted (warm-up included): {_said(run['counts'])}")
     held = f"{highest['rate']:g}/s" if highest["rate"] else "none tried held"
     print(f"highest e2e rate with p99 <= {P99_LIMIT_MS:g} ms: {held}")
     print(f"e2e done in {time.monotonic() - started:.0f}s")
@@ -232,6 +252,30 @@ def _native_relay(stack: ExitStack, floor: str, redis_url: str, request: Path) -
     relay.start()
     stack.callback(relay.stop)
     return relay
+
+
+def _free_ports(count: int) -> int:
+    """The first of `count` consecutive ports free on loopback now (the extractor's metrics endpoints)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + count > 65536:
+            continue
+        try:
+            with ExitStack() as held:
+                for port in range(base, base + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise Unavailable(f"no {count} consecutive free ports on 127.0.0.1")
+
+
+def _said(counts: dict[str, int]) -> str:
+    """`counts` as `name n, …`, zeros included: a run that fell back nowhere says so."""
+    return ", ".join(f"{name} {n}" for name, n in counts.items())
 
 
 def _pid(server: Any) -> int:

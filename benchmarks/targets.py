@@ -20,6 +20,8 @@ from rtscore.errors import FailedPrecondition, Unavailable
 # "listening on 127.0.0.1:50123" or "serving on port 50123".
 _PORT_LINE = re.compile(r"(?:listening|serving|port)\D*?(?:[\w.\-\[\]:]*:)?(\d{2,5})\b", re.IGNORECASE)
 
+# Lines of a server's output kept after it announced its port.
+_TAIL_LINES = 200
 # Unpickling or compiling the seed-scale forest (25M nodes) takes minutes on a busy 2-core machine.
 _BIG_MODEL_STARTUP_S = 900.0
 
@@ -99,9 +101,16 @@ class ServerProcess:
                     match = _PORT_LINE.search(line)
                     if match and self.port is None:
                         self.port = int(match.group(1))
-        # Keep reading so a chatty server never blocks on a full pipe.
-        self._drain = threading.Thread(target=_drain, args=(self.process.stdout,), daemon=True)
+        # Keep reading so a chatty server never blocks on a full pipe, and keep its last lines (what a
+        # server says when it stops).
+        self._drain = threading.Thread(target=self._keep_tail, args=(self.process.stdout,), daemon=True)
         self._drain.start()
+
+    def _keep_tail(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.output.append(line.rstrip())
+            if len(self.output) > 2 * _TAIL_LINES:
+                del self.output[:-_TAIL_LINES]
 
     def stop(self) -> None:
         """Ask the server to stop (SIGTERM), then kill it if it does not."""
@@ -119,11 +128,6 @@ class ServerProcess:
             self._drain = None
         if self.process.stdout is not None:
             self.process.stdout.close()
-
-
-def _drain(stream: IO[str]) -> None:
-    for _ in stream:
-        pass
 
 
 def sklearn_server(model: Path, threads: int = 4) -> ServerProcess:

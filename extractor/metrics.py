@@ -124,5 +124,6 @@ class ExtractorMetrics:
         """Stop the endpoint and the provider; idempotent."""
         if self._server is not None:
             self._server.shutdown()
+            self._server.server_close()
             self._server = None
         self._provider.shutdown()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.native import relay_binary
+from benchmarks.tier_counts import EXTRACTOR_COUNTERS
 from tests.integration.cli_run import rtscore
 from tests.integration.redis_fixtures import redis_url
 
@@ -57,6 +58,11 @@ def test_quick_e2e_bench_reads_the_extractor_against_both_floors(redis_url: str,
     # the extractor parses, computes and serializes what the relay only forwards as bytes
     assert by_name["e2e"]["server_cpu_ms"]["extractor"] > by_name["e2e-floor"]["server_cpu_ms"]["relay"]
     assert report["highest_rate_p99_le_10ms"]["tried"][0]["rate"] == 200.0
+    # what the tiers counted in each run, read beside its latency: the extractor's over both workers
+    assert set(EXTRACTOR_COUNTERS) <= set(by_name["e2e"]["counts"])
+    assert all(isinstance(n, int) and n >= 0 for n in by_name["e2e"]["counts"].values())
+    assert set(by_name["e2e-floor"]["counts"]) == {"redis_given_up"}
+    assert "e2e counted (warm-up included): velocity_fallbacks" in done.stdout
     if relay_binary() is not None:  # the same hops from a native server, after the four runs
         native = by_name["e2e-floor-native"]
         assert (native["requests"] > 0, native["errors"]) == (True, {})
