@@ -22,10 +22,12 @@ import argparse
 import functools
 import multiprocessing
 import os
+import statistics
 import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,8 +39,9 @@ from benchmarks.compare import fixture_for
 from benchmarks.frames import score_requests
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
-from benchmarks.server_cpu import cpu_per_call, thread_cpu
-from benchmarks.targets import connections_for, floor_server, rtscore_scorer
+from benchmarks.rounds import alternate
+from benchmarks.targets import ServerProcess, connections_for, floor_server, rtscore_scorer
+from rtscore.errors import InvalidArgument
 
 MODEL = "bench"
 _MB = 1 << 20
@@ -53,10 +56,20 @@ class Plan:
     ladder: tuple[float, ...]
     ladder_seconds: float
     warmup: float
+    rounds: int  # the one-worker runs' measured seconds, split into this many alternating rounds
 
 
-FULL = Plan(rate=500.0, seconds=60.0, ladder=(750.0, 1500.0, 2250.0, 3000.0), ladder_seconds=15.0, warmup=3.0)
-QUICK = Plan(rate=200.0, seconds=3.0, ladder=(200.0, 400.0), ladder_seconds=2.0, warmup=0.5)
+FULL = Plan(
+    rate=500.0,
+    seconds=60.0,
+    ladder=(750.0, 1500.0, 2250.0, 3000.0),
+    ladder_seconds=15.0,
+    warmup=3.0,
+    rounds=6,
+)
+QUICK = Plan(rate=200.0, seconds=3.0, ladder=(200.0, 400.0), ladder_seconds=2.0, warmup=0.5, rounds=2)
+# A round after the first warms its target up for this long (the first: the plan's warm-up, up to 2 s).
+_ROUND_WARMUP_S = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frame", type=Path, help="MLeap JSON frame with the rows (default: the fixture's)")
     parser.add_argument("--rate", type=float, help="one worker's open-loop rate (default 500/s)")
     parser.add_argument("--seconds", type=float, help="measured seconds at that rate (default 60)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="split those seconds into this many rounds, alternating the floors and the scorer in a"
+        " rotating order (default 6; 1: one run of each after the other)",
+    )
     parser.add_argument("--top-rate", type=float, help="the two workers' ladder ends here (default 3000/s)")
     parser.add_argument(
         "--one-client-up-to", type=float, default=800.0, help="above: two Python client processes"
@@ -101,44 +120,49 @@ def run(args: argparse.Namespace) -> int:
         transform = timing.submit(transform_ms, Path(bundle), Path(frame_path)).result()
         planned = timing.submit(has_dense_plan, Path(bundle)).result()
     say(f"in-process transform of one row: {transform['avg']:.3f} ms on average (the scoring work itself)")
+    rounds = args.rounds if args.rounds is not None else plan.rounds
+    if rounds < 1 or seconds / rounds < 1.0:
+        raise InvalidArgument(f"--rounds must be at least 1 and leave a second a round, got {rounds}")
     runs: list[dict[str, Any]] = []
     memory: dict[str, Any] = {}
-    for workers, rates, each in ((1, (rate,), seconds), (2, ladder, plan.ladder_seconds)):
-        # the transport floor with as many processes first, then the scorer, at the same rates
+    for workers, rates, each, split in ((1, (rate,), seconds, rounds), (2, ladder, plan.ladder_seconds, 1)):
+        # the transport floor with as many processes, then the scorer, all up at once and measured in
+        # turn at each rate, so the ratios between them are not ratios between two minutes of this host
         floor = floor_server(Path(bundle), Path(frame_path), MODEL, workers)
         scorer = rtscore_scorer(Path(bundle), MODEL, workers)
         servers = [floor, scorer]
         if workers == 1 and planned and form == "dense":
             # the floor plus the model's own kernel on each call's rows: what is left is the service
             servers.insert(1, floor_server(Path(bundle), Path(frame_path), MODEL, workers, kernel=True))
-        for server in servers:
-            say(f"starting {server.name}: {' '.join(server.command[1:])}")
-            with server:
+        channels = connections_for(workers)
+        with ExitStack() as stack:
+            for server in servers:
+                say(f"starting {server.name}: {' '.join(server.command[1:])}")
+                server.launch()
+                stack.callback(server.stop)
+            for server in servers:
+                server.wait_ready()
                 assert server.process is not None
-                channels = connections_for(workers)
-                warm_up = LoadSpec(
-                    server.target,
-                    mode="closed",
-                    concurrency=workers,
-                    channels=channels,
-                    duration=plan.warmup,
-                    warmup=0.5,
-                )
+                warm_up = LoadSpec(server.target, mode="closed", concurrency=workers, channels=channels,
+                                   duration=plan.warmup, warmup=0.5)  # fmt: skip
                 warm = clients.run(warm_up, requests, client=client)
                 if server is scorer:
                     memory[server.name] = tree_memory(server.process.pid)
                     memory[server.name]["warm_up_calls"] = warm.recorder.requests
-                for r in rates:
-                    # the Python client needs a second process at high rates; the native one does not
-                    processes = 1 if r <= args.one_client_up_to or client == "go" else 2
-                    spec = LoadSpec(
-                        server.target, rate=r, channels=channels, duration=each, warmup=min(plan.warmup, 2.0)
-                    )
-                    before = thread_cpu(server.process.pid)
-                    result = _load(spec, requests, processes, f"{server.name} @{r:g}/s", client)
-                    cpu = cpu_per_call(before, thread_cpu(server.process.pid), result.calls_seen)
-                    name = f"{server.name}@{r:g}"
-                    runs.append(report.run_record(name, result, workers=workers, server_cpu_ms=cpu))
+            measured: dict[str, list[dict[str, Any]]] = {server.name: [] for server in servers}
+            for index, r in enumerate(rates):
+                # the Python client needs a second process at high rates; the native one does not
+                processes = 1 if r <= args.one_client_up_to or client == "go" else 2
+                load = functools.partial(
+                    _round, rate=r, seconds=each / split, rounds=split, first_warmup=min(plan.warmup, 2.0),
+                    channels=channels, processes=processes, requests=requests, client=client,
+                )  # fmt: skip
+                for name, seen in alternate(servers, split, load, first=index).items():
+                    measured[name].append(report.run_record(
+                        f"{name}@{r:g}", seen.result, workers=workers, server_cpu_ms=seen.cpu_ms_per_call,
+                        rounds_ms=seen.by_round,
+                    ))  # fmt: skip
+            runs += [record for server in servers for record in measured[server.name]]
     one, two = memory.get("rtscore-1"), memory.get("rtscore-2")
     if one and two:
         memory["workers_ratio"] = round(two["workers_pss_mb"] / one["workers_pss_mb"], 3)
@@ -166,6 +190,26 @@ def run(args: argparse.Namespace) -> int:
 def _ladder(top: float) -> tuple[float, ...]:
     steps = [top * f for f in (0.25, 0.5, 0.75, 1.0)]
     return tuple(round(s) for s in steps if s >= 1)
+
+
+def _round(
+    server: ServerProcess,
+    round_: int,
+    *,
+    rate: float,
+    seconds: float,
+    rounds: int,
+    first_warmup: float,
+    channels: int,
+    processes: int,
+    requests: Sequence[bytes],
+    client: clients.Client | None,
+) -> RunResult:
+    """One round of open-loop load on `server`; the first warms it up longer than the later ones."""
+    warmup = first_warmup if round_ == 0 else _ROUND_WARMUP_S
+    spec = LoadSpec(server.target, rate=rate, channels=channels, duration=seconds, warmup=warmup)
+    label = f"{server.name} @{rate:g}/s" + (f" round {round_ + 1}/{rounds}" if rounds > 1 else "")
+    return _load(spec, requests, processes, label, client)
 
 
 def _load(
@@ -265,14 +309,29 @@ def floor_ratios(runs: Sequence[dict[str, Any]], transform_avg_ms: float = 0.0) 
 
 
 def _over(run: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """`run`'s p50 and p99 over `base`'s, and its server CPU per call beyond `base`'s."""
+    """`run`'s p50 and p99 over `base`'s, and its server CPU per call beyond `base`'s; with rounds,
+    the same ratios round by round (`by_round`, each round against the same round of `base`)."""
     ours, theirs = run["latency_ms"], base["latency_ms"]
     extra_cpu = run["server_cpu_ms"]["total"] - base["server_cpu_ms"]["total"]
     return {
         "p50": round(ours["p50"] / theirs["p50"], 3),
         "p99": round(ours["p99"] / theirs["p99"], 3),
         "extra_cpu_ms_per_call": round(extra_cpu, 3),
+        "by_round": _by_round(run.get("rounds_ms") or [], base.get("rounds_ms") or []),
     }
+
+
+def _by_round(ours: Sequence[dict[str, Any]], theirs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Round-by-round p50 and p99 ratios with their medians, where both runs had the same rounds (> 1)."""
+    if len(ours) < 2 or len(ours) != len(theirs):
+        return None
+    out: dict[str, Any] = {}
+    for statistic in ("p50", "p99"):
+        ratios = [round(a[statistic] / b[statistic], 3) for a, b in zip(ours, theirs, strict=True)
+                  if a[statistic] and b[statistic]]  # fmt: skip
+        out[statistic] = ratios
+        out[f"{statistic}_median"] = round(statistics.median(ratios), 3) if ratios else None
+    return out
 
 
 def highest_held_rates(runs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
@@ -299,6 +358,7 @@ def floor_table(ratios: Sequence[dict[str, Any]]) -> str:
         "beyond transform",
         "over kernel-floor p50/p99",
         "beyond served kernel",
+        "by round p50 / p99 (median, range)",
     ]
     rows = []
     for r in ratios:
@@ -306,8 +366,19 @@ def floor_table(ratios: Sequence[dict[str, Any]]) -> str:
         rows.append([r["run"], r["over"], r["rate"], f"{r['p50']:.2f}x", f"{r['p99']:.2f}x",
                      r["extra_cpu_ms_per_call"], r["beyond_transform_ms_per_call"],
                      f"{kernel['p50']:.2f}x / {kernel['p99']:.2f}x" if kernel else "-",
-                     kernel["extra_cpu_ms_per_call"] if kernel else "-"])  # fmt: skip
+                     kernel["extra_cpu_ms_per_call"] if kernel else "-",
+                     _rounds_said(r.get("by_round"))])  # fmt: skip
     return report.render_table(header, rows)
+
+
+def _rounds_said(by_round: dict[str, Any] | None) -> str:
+    """`1.31x (1.20-1.52) / 1.44x (1.30-1.90)`: the round-by-round medians and ranges, or `-`."""
+    if not by_round or not by_round["p50"] or not by_round["p99"]:
+        return "-"
+    return " / ".join(
+        f"{by_round[f'{s}_median']:.2f}x ({min(by_round[s]):.2f}-{max(by_round[s]):.2f})"
+        for s in ("p50", "p99")
+    )
 
 
 def table(runs: Sequence[dict[str, Any]]) -> str:

@@ -50,10 +50,20 @@ def thread_cpu(pid: int) -> ThreadCpu:
 
 def cpu_per_call(before: ThreadCpu, after: ThreadCpu, calls: int) -> dict[str, float]:
     """Milliseconds of server CPU per call by thread role, and in total."""
+    return to_per_call(spent_by_role(before, after), calls)
+
+
+def spent_by_role(before: ThreadCpu, after: ThreadCpu) -> dict[str, float]:
+    """CPU seconds spent from `before` to `after`, by thread role."""
     by_role: dict[str, float] = {}
     for key, (role, seconds) in after.items():
         spent = seconds - before.get(key, (role, 0.0))[1]
         by_role[role] = by_role.get(role, 0.0) + spent
+    return by_role
+
+
+def to_per_call(by_role: Mapping[str, float], calls: int) -> dict[str, float]:
+    """CPU seconds by role as milliseconds per call, by role and in total."""
     per_call = {role: round(1e3 * s / max(calls, 1), 3) for role, s in sorted(by_role.items())}
     per_call["total"] = round(sum(1e3 * s for s in by_role.values()) / max(calls, 1), 3)
     return per_call

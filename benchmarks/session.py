@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from benchmarks import clients, report
 from benchmarks.frames import score_requests
-from benchmarks.histogram import LatencyRecorder
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
+from benchmarks.rounds import combine
 from benchmarks.targets import (
     ServerProcess,
     connections_for,
@@ -175,7 +174,7 @@ class CompareSession:
             for name in order:
                 warmup = self.plan.warmup if r == 0 else min(self.plan.warmup, 0.5)
                 result = self._load(name, rate, per_round, warmup, seed=r)
-                merged[name] = _combine(merged[name], result) if name in merged else result
+                merged[name] = combine(merged[name], result) if name in merged else result
         runs = [report.run_record(n, merged[n], batch=self.batch) for n in names]
         runs += self._rtscore_extras(names, rate, note)
         return runs, note
@@ -274,24 +273,3 @@ def _over_limit(p99: float | None, failed: bool, short: bool) -> str | None:
     if p99 is None or p99 > P99_LIMIT_MS:
         return f"p99 passed {P99_LIMIT_MS:g} ms"
     return None
-
-
-def _combine(first: RunResult, more: RunResult) -> RunResult:
-    """Two rounds of one target as one run; the timeline continues where the first one ended."""
-    recorder = LatencyRecorder()
-    recorder.merge(first.recorder)
-    recorder.merge(more.recorder, offset_s=first.window_s)
-    lag = {k: max(first.send_lag_ms[k], more.send_lag_ms[k]) for k in first.send_lag_ms}
-    window = first.window_s + more.window_s
-    spec = replace(first.spec, duration=(first.spec.duration or 0) + (more.spec.duration or 0))
-    return RunResult(
-        spec,
-        recorder,
-        first.sent + more.sent,
-        window,
-        lag,
-        first.processes,
-        late_sends=first.late_sends + more.late_sends,
-        client_cpu=clients.total_cpu([first, more]),
-        client=first.client,
-    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from benchmarks.scorer_bench import _ladder, floor_ratios, highest_held_rates, tree_memory
+from benchmarks.scorer_bench import _ladder, _rounds_said, floor_ratios, highest_held_rates, tree_memory
 from benchmarks.server_cpu import _role, cpu_per_call, thread_cpu
 
 
@@ -78,10 +78,32 @@ def test_each_scorer_run_is_read_against_the_floor_of_as_many_processes_at_its_r
     assert ratios == [
         {"run": "rtscore-1@500", "over": "floor@500", "rate": 500, "p50": 1.3, "p99": 1.5,
          "extra_cpu_ms_per_call": 0.15, "beyond_transform_ms_per_call": 0.03,
-         "kernel_floor": {"p50": 1.083, "p99": 1.25, "extra_cpu_ms_per_call": 0.05}},
+         "by_round": None,
+         "kernel_floor": {"p50": 1.083, "p99": 1.25, "extra_cpu_ms_per_call": 0.05, "by_round": None}},
         {"run": "rtscore-2@1000", "over": "floor-2@1000", "rate": 1000, "p50": 1.5, "p99": 2.5,
-         "extra_cpu_ms_per_call": 0.2, "beyond_transform_ms_per_call": 0.08, "kernel_floor": None},
+         "extra_cpu_ms_per_call": 0.2, "beyond_transform_ms_per_call": 0.08, "by_round": None,
+         "kernel_floor": None},
     ]  # fmt: skip
+
+
+def test_runs_measured_in_alternating_rounds_are_also_read_round_against_round() -> None:
+    # fmt: off
+    floor = {**_run("floor@500", 500, 0.5, 2.0, 0.40),
+             "rounds_ms": [{"p50": 0.5, "p99": 2.0}, {"p50": 0.4, "p99": 1.0}, {"p50": 1.0, "p99": 4.0}]}
+    ours = {**_run("rtscore-1@500", 500, 0.65, 3.0, 0.55),
+            "rounds_ms": [{"p50": 0.6, "p99": 2.4}, {"p50": 0.6, "p99": 2.0}, {"p50": 1.1, "p99": 4.4}]}
+    lone = {**_run("floor-2@1000", 1000, 0.4, 1.0, 0.3), "rounds_ms": [{"p50": 0.4, "p99": 1.0}]}
+    other = {**_run("rtscore-2@1000", 1000, 0.6, 2.5, 0.5), "rounds_ms": [{"p50": 0.6, "p99": 2.5}]}
+    # fmt: on
+
+    one, two = floor_ratios([floor, ours, lone, other])
+
+    # each round against the same round of the floor: a slow third minute slows both alike
+    assert one["by_round"] == {"p50": [1.2, 1.5, 1.1], "p50_median": 1.2,
+                               "p99": [1.2, 2.0, 1.1], "p99_median": 1.2}  # fmt: skip
+    assert _rounds_said(one["by_round"]) == "1.20x (1.10-1.50) / 1.20x (1.10-2.00)"
+    assert two["by_round"] is None  # one round each: nothing more than the whole runs' ratio
+    assert _rounds_said(None) == "-"
 
 
 def test_the_highest_held_rate_needs_p99_within_10_ms_and_no_errors() -> None:
