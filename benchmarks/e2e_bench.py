@@ -36,6 +36,7 @@ from typing import Any
 
 from benchmarks.fixture import DEFAULT_CACHE, frame_json
 from benchmarks.loadgen import SCORE_METHOD, LoadSpec
+from benchmarks.rounds import alternate, ratios_by_round, said_by_round
 from benchmarks.server_cpu import cpu_per_call, tier_cpu
 from benchmarks.tier_counts import counted_between, extractor_counts, redis_given_up
 from rtscore.errors import InvalidArgument, Unavailable
@@ -45,6 +46,7 @@ TALK = {"name": "talk (MLeap)", "avg": 7.00, "p95": 9.0, "p99": 16.0, "stddev": 
 P99_LIMIT_MS = 10.0
 _LOWEST_RATE = 25.0  # the downward search gives up below this rate
 _REFINE_RUNS = 2  # bisections between the highest rate held and the lowest missed
+_ROUND_WARMUP_S = 0.5  # a round after the first warms its target up this long at most
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, help="nodes per tree (default ~96,000; 2,000 with --quick)")
     parser.add_argument("--rate", type=float, default=500.0, help="open-loop rate (default 500/s)")
     parser.add_argument("--duration", type=float, help="measured seconds per run (default 60; 10 quick)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="split those seconds into this many rounds, the runs taking turns in a rotating order"
+        " (default 6; 2 with --quick; 1: each run in one piece, one after the other)",
+    )
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds sent but not measured")
     parser.add_argument("--processes", type=int, default=1, help="load client processes")
     parser.add_argument(
@@ -119,6 +127,9 @@ def run_e2e(args: argparse.Namespace) -> int:
     trees = args.trees or (20 if quick else 250)
     nodes = args.nodes or (2_000 if quick else 96_000)
     duration = args.duration or (10.0 if quick else 60.0)
+    rounds = args.rounds or (2 if quick else 6)
+    if rounds < 1 or duration / rounds < 1.0:
+        raise InvalidArgument(f"--rounds must be at least 1 and leave a second a round, got {rounds}")
     redis_url = args.redis_url or os.environ.get("RTSCORE_REDIS_URL")
     if not redis_url:
         raise InvalidArgument("velocity runs on Redis: pass --redis-url or export RTSCORE_REDIS_URL")
@@ -197,7 +208,40 @@ def run_e2e(args: argparse.Namespace) -> int:
                 ("floor", floor.target, SCORE_METHOD, score_requests)]  # fmt: skip
         if native_relay is not None:  # after the four runs every report has, in their order
             plan.append(("e2e-floor-native", native_relay.target, EVALUATE_METHOD, e2e_requests))
-        runs = [measure(*run, args.rate, duration) for run in plan]
+        by_name = {entry[0]: entry for entry in plan}
+
+        def load(name: str, round_: int) -> Any:
+            _, target, method, requests = by_name[name]
+            channels = e2e_channels if method == EVALUATE_METHOD else 1
+            warmup = args.warmup if round_ == 0 else min(args.warmup, _ROUND_WARMUP_S)
+            spec = LoadSpec(target=target, rate=args.rate, duration=duration / rounds, warmup=warmup,
+                            method=method, channels=channels)  # fmt: skip
+            result = clients.run(spec, requests, args.processes)
+            summary = result.recorder.summary()
+            said = f"p50 {summary.p50:.2f} / p99 {summary.p99:.2f} ms" if summary else "no call answered"
+            print(f"{name}, round {round_ + 1} of {rounds}: {said}", flush=True)
+            return result
+
+        def cpu(name: str) -> Any:
+            _, target, method, _ = by_name[name]
+            return tier_cpu(tiers[target], redis_url if method == EVALUATE_METHOD else None)
+
+        # the runs take turns, so the host's drift over minutes falls on each alike; only `e2e` calls
+        # the extractor, so what it counted over all the rounds is that run's
+        counts_before = extractor_counts(metrics_ports)
+        measured = alternate(list(by_name), rounds, load, cpu)
+        e2e_counts = counted_between(counts_before, extractor_counts(metrics_ports))
+        runs = []
+        for name, seen in measured.items():
+            extra: dict[str, Any] = {"server_cpu_ms": seen.cpu_ms_per_call, "rounds_ms": seen.by_round}
+            if name == "e2e":
+                extra["counts"] = e2e_counts
+            runs.append(report.run_record(name, seen.result, **extra))
+        runs.sort(key=lambda run: list(by_name).index(run["name"]))
+        print(report.run_table(runs), flush=True)
+        for run in runs:
+            cpu_said = ", ".join(f"{tier} {ms:.3f}" for tier, ms in run["server_cpu_ms"].items())
+            print(f"{run['name']} server cpu ms/call: {cpu_said}")
         highest = _highest_rate(measure, extractor.target, e2e_requests, args, duration, runs[0])
         relays = {"e2e-floor": relay, "e2e-floor-native": native_relay}
     for run in runs:  # the relays are stopped now, and have said how many Redis calls they gave up
@@ -208,6 +252,12 @@ def run_e2e(args: argparse.Namespace) -> int:
     print(table)
     over_floor = floor_ratios(runs)
     over_native = floor_ratios(runs, "e2e-floor-native")
+    rounds_of = {run["name"]: run.get("rounds_ms") or [] for run in runs}
+    by_round = {base: ratios_by_round(rounds_of["e2e"], rounds_of.get(base, []))
+                for base in ("e2e-floor", "e2e-floor-native")}  # fmt: skip
+    for base, ratios in by_round.items():
+        if ratios is not None:
+            print(f"e2e over {base} round by round, p50 / p99 (median, range): {said_by_round(ratios)}")
     for label, ratios in (
         ("e2e-floor (the same hops with no work)", over_floor),
         ("e2e-floor-native (the same hops from a native server)", over_native),
@@ -225,7 +275,8 @@ def run_e2e(args: argparse.Namespace) -> int:
     if args.json:
         full = report.build_report(
             runs, fixture=meta, talk=TALK, highest_rate_p99_le_10ms=highest, e2e_over_floor=over_floor,
-            e2e_over_native_floor=over_native,
+            e2e_over_native_floor=over_native, e2e_over_floor_by_round=by_round["e2e-floor"],
+            e2e_over_native_floor_by_round=by_round["e2e-floor-native"], rounds=rounds,
             extractor_workers=args.extractor_workers,
         )  # fmt: skip
         png = report.write_report(full, args.json)

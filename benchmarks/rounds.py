@@ -8,14 +8,15 @@ rounds, and each round's p50 and p99 are kept, so that a ratio can also be read 
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from benchmarks import clients
 from benchmarks.histogram import LatencyRecorder
 from benchmarks.loadgen import RunResult
-from benchmarks.server_cpu import spent_by_role, thread_cpu, to_per_call
-from benchmarks.targets import ServerProcess
+from benchmarks.server_cpu import ThreadCpu, spent_by_role, to_per_call
 
 
 @dataclass
@@ -34,38 +35,63 @@ class Alternated:
 
 
 def alternate(
-    servers: Sequence[ServerProcess],
+    names: Sequence[str],
     rounds: int,
-    load: Callable[[ServerProcess, int], RunResult],
+    load: Callable[[str, int], RunResult],
+    cpu: Callable[[str], ThreadCpu],
     first: int = 0,
 ) -> dict[str, Alternated]:
-    """`load(server, round)` on every server in `rounds` rounds, the order rotated by one each round
-    (starting `first` places on), by server name."""
+    """`load(name, round)` on every target in `rounds` rounds, the order rotated by one each round
+    (starting `first` places on), with `cpu(name)` (the CPU of the target's processes) read around each;
+    by target name."""
     out: dict[str, Alternated] = {}
-    count = len(servers)
+    count = len(names)
     for r in range(rounds):
         shift = (first + r) % count if count else 0
-        for server in [*servers[shift:], *servers[:shift]]:
-            assert server.process is not None, f"{server.name} was not started"
-            pid = server.process.pid
-            before = thread_cpu(pid)
-            result = load(server, r)
-            spent = spent_by_role(before, thread_cpu(pid))
+        for name in [*names[shift:], *names[:shift]]:
+            before = cpu(name)
+            result = load(name, r)
+            spent = spent_by_role(before, cpu(name))
             summary = result.recorder.summary()
-            seen = out.get(server.name)
+            seen = out.get(name)
             if seen is None:
-                seen = out[server.name] = Alternated(result)
+                seen = out[name] = Alternated(result)
             else:
                 seen.result = combine(seen.result, result)
             for role, seconds in spent.items():
                 seen.cpu_seconds[role] = seen.cpu_seconds.get(role, 0.0) + seconds
             seen.calls += result.calls_seen
-            seen.by_round.append(
-                {"p50": round(summary.p50, 3), "p99": round(summary.p99, 3)}
-                if summary
-                else {"p50": None, "p99": None}
-            )
+            seen.by_round.append({
+                "p50": round(summary.p50, 3) if summary else None,
+                "p99": round(summary.p99, 3) if summary else None,
+            })  # fmt: skip
     return out
+
+
+def ratios_by_round(
+    ours: Sequence[dict[str, Any]], theirs: Sequence[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Round-by-round p50 and p99 ratios of two runs measured in alternation, with their medians;
+    None unless both had the same rounds, more than one."""
+    if len(ours) < 2 or len(ours) != len(theirs):
+        return None
+    out: dict[str, Any] = {}
+    for statistic in ("p50", "p99"):
+        ratios = [round(a[statistic] / b[statistic], 3) for a, b in zip(ours, theirs, strict=True)
+                  if a[statistic] and b[statistic]]  # fmt: skip
+        out[statistic] = ratios
+        out[f"{statistic}_median"] = round(statistics.median(ratios), 3) if ratios else None
+    return out
+
+
+def said_by_round(by_round: dict[str, Any] | None) -> str:
+    """`1.31x (1.20-1.52) / 1.44x (1.30-1.90)`: the round-by-round medians and ranges, or `-`."""
+    if not by_round or not by_round["p50"] or not by_round["p99"]:
+        return "-"
+    return " / ".join(
+        f"{by_round[f'{s}_median']:.2f}x ({min(by_round[s]):.2f}-{max(by_round[s]):.2f})"
+        for s in ("p50", "p99")
+    )
 
 
 def combine(first: RunResult, more: RunResult) -> RunResult:

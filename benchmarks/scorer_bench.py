@@ -22,7 +22,6 @@ import argparse
 import functools
 import multiprocessing
 import os
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -39,7 +38,8 @@ from benchmarks.compare import fixture_for
 from benchmarks.frames import score_requests
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
-from benchmarks.rounds import alternate
+from benchmarks.rounds import alternate, ratios_by_round, said_by_round
+from benchmarks.server_cpu import ThreadCpu, thread_cpu
 from benchmarks.targets import ServerProcess, connections_for, floor_server, rtscore_scorer
 from rtscore.errors import InvalidArgument
 
@@ -150,14 +150,17 @@ def run(args: argparse.Namespace) -> int:
                     memory[server.name] = tree_memory(server.process.pid)
                     memory[server.name]["warm_up_calls"] = warm.recorder.requests
             measured: dict[str, list[dict[str, Any]]] = {server.name: [] for server in servers}
+            by_name = {server.name: server for server in servers}
             for index, r in enumerate(rates):
                 # the Python client needs a second process at high rates; the native one does not
                 processes = 1 if r <= args.one_client_up_to or client == "go" else 2
                 load = functools.partial(
-                    _round, rate=r, seconds=each / split, rounds=split, first_warmup=min(plan.warmup, 2.0),
-                    channels=channels, processes=processes, requests=requests, client=client,
+                    _round, by_name, rate=r, seconds=each / split, rounds=split,
+                    first_warmup=min(plan.warmup, 2.0), channels=channels, processes=processes,
+                    requests=requests, client=client,
                 )  # fmt: skip
-                for name, seen in alternate(servers, split, load, first=index).items():
+                cpu = functools.partial(_cpu, by_name)
+                for name, seen in alternate(list(by_name), split, load, cpu, index).items():
                     measured[name].append(report.run_record(
                         f"{name}@{r:g}", seen.result, workers=workers, server_cpu_ms=seen.cpu_ms_per_call,
                         rounds_ms=seen.by_round,
@@ -192,8 +195,16 @@ def _ladder(top: float) -> tuple[float, ...]:
     return tuple(round(s) for s in steps if s >= 1)
 
 
+def _cpu(servers: dict[str, ServerProcess], name: str) -> ThreadCpu:
+    """The CPU of server `name`'s threads now."""
+    process = servers[name].process
+    assert process is not None, f"{name} was not started"
+    return thread_cpu(process.pid)
+
+
 def _round(
-    server: ServerProcess,
+    servers: dict[str, ServerProcess],
+    name: str,
     round_: int,
     *,
     rate: float,
@@ -205,7 +216,8 @@ def _round(
     requests: Sequence[bytes],
     client: clients.Client | None,
 ) -> RunResult:
-    """One round of open-loop load on `server`; the first warms it up longer than the later ones."""
+    """One round of open-loop load on server `name`; the first warms it up longer than the later ones."""
+    server = servers[name]
     warmup = first_warmup if round_ == 0 else _ROUND_WARMUP_S
     spec = LoadSpec(server.target, rate=rate, channels=channels, duration=seconds, warmup=warmup)
     label = f"{server.name} @{rate:g}/s" + (f" round {round_ + 1}/{rounds}" if rounds > 1 else "")
@@ -317,21 +329,8 @@ def _over(run: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         "p50": round(ours["p50"] / theirs["p50"], 3),
         "p99": round(ours["p99"] / theirs["p99"], 3),
         "extra_cpu_ms_per_call": round(extra_cpu, 3),
-        "by_round": _by_round(run.get("rounds_ms") or [], base.get("rounds_ms") or []),
+        "by_round": ratios_by_round(run.get("rounds_ms") or [], base.get("rounds_ms") or []),
     }
-
-
-def _by_round(ours: Sequence[dict[str, Any]], theirs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """Round-by-round p50 and p99 ratios with their medians, where both runs had the same rounds (> 1)."""
-    if len(ours) < 2 or len(ours) != len(theirs):
-        return None
-    out: dict[str, Any] = {}
-    for statistic in ("p50", "p99"):
-        ratios = [round(a[statistic] / b[statistic], 3) for a, b in zip(ours, theirs, strict=True)
-                  if a[statistic] and b[statistic]]  # fmt: skip
-        out[statistic] = ratios
-        out[f"{statistic}_median"] = round(statistics.median(ratios), 3) if ratios else None
-    return out
 
 
 def highest_held_rates(runs: Sequence[dict[str, Any]]) -> dict[str, float | None]:
@@ -367,18 +366,8 @@ def floor_table(ratios: Sequence[dict[str, Any]]) -> str:
                      r["extra_cpu_ms_per_call"], r["beyond_transform_ms_per_call"],
                      f"{kernel['p50']:.2f}x / {kernel['p99']:.2f}x" if kernel else "-",
                      kernel["extra_cpu_ms_per_call"] if kernel else "-",
-                     _rounds_said(r.get("by_round"))])  # fmt: skip
+                     said_by_round(r.get("by_round"))])  # fmt: skip
     return report.render_table(header, rows)
-
-
-def _rounds_said(by_round: dict[str, Any] | None) -> str:
-    """`1.31x (1.20-1.52) / 1.44x (1.30-1.90)`: the round-by-round medians and ranges, or `-`."""
-    if not by_round or not by_round["p50"] or not by_round["p99"]:
-        return "-"
-    return " / ".join(
-        f"{by_round[f'{s}_median']:.2f}x ({min(by_round[s]):.2f}-{max(by_round[s]):.2f})"
-        for s in ("p50", "p99")
-    )
 
 
 def table(runs: Sequence[dict[str, Any]]) -> str:

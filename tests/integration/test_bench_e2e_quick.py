@@ -58,6 +58,13 @@ def test_quick_e2e_bench_reads_the_extractor_against_both_floors(redis_url: str,
     # the extractor parses, computes and serializes what the relay only forwards as bytes
     assert by_name["e2e"]["server_cpu_ms"]["extractor"] > by_name["e2e-floor"]["server_cpu_ms"]["relay"]
     assert report["highest_rate_p99_le_10ms"]["tried"][0]["rate"] == 200.0
+    # the runs took turns in two rounds (--quick), and e2e is also read round against round
+    assert report["rounds"] == 2
+    assert all(len(by_name[name]["rounds_ms"]) == 2 for name in measured)
+    pairs = zip(by_name["e2e"]["rounds_ms"], by_name["e2e-floor"]["rounds_ms"], strict=True)
+    expected = [pytest.approx(ours["p50"] / base["p50"], abs=2e-3) for ours, base in pairs]
+    assert report["e2e_over_floor_by_round"]["p50"] == expected
+    assert "e2e over e2e-floor round by round" in done.stdout
     # what the tiers counted in each run, read beside its latency: the extractor's over both workers
     assert set(EXTRACTOR_COUNTERS) <= set(by_name["e2e"]["counts"])
     assert all(isinstance(n, int) and n >= 0 for n in by_name["e2e"]["counts"].values())

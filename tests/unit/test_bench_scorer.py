@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from benchmarks.scorer_bench import _ladder, _rounds_said, floor_ratios, highest_held_rates, tree_memory
+from benchmarks.scorer_bench import _ladder, floor_ratios, highest_held_rates, tree_memory
 from benchmarks.server_cpu import _role, cpu_per_call, thread_cpu
 
 
@@ -98,12 +98,10 @@ def test_runs_measured_in_alternating_rounds_are_also_read_round_against_round()
 
     one, two = floor_ratios([floor, ours, lone, other])
 
-    # each round against the same round of the floor: a slow third minute slows both alike
-    assert one["by_round"] == {"p50": [1.2, 1.5, 1.1], "p50_median": 1.2,
-                               "p99": [1.2, 2.0, 1.1], "p99_median": 1.2}  # fmt: skip
-    assert _rounds_said(one["by_round"]) == "1.20x (1.10-1.50) / 1.20x (1.10-2.00)"
+    # each round against the same round of the floor (benchmarks.rounds)
+    assert one["by_round"]["p50"] == [1.2, 1.5, 1.1]
+    assert one["by_round"]["p99_median"] == 1.2
     assert two["by_round"] is None  # one round each: nothing more than the whole runs' ratio
-    assert _rounds_said(None) == "-"
 
 
 def test_the_highest_held_rate_needs_p99_within_10_ms_and_no_errors() -> None:
