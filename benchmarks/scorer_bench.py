@@ -136,11 +136,11 @@ def run(args: argparse.Namespace) -> int:
             servers.insert(1, floor_server(Path(bundle), Path(frame_path), MODEL, workers, kernel=True))
         channels = connections_for(workers)
         with ExitStack() as stack:
-            for server in servers:
+            # the scorer first, alone: the floors map the same forest, and would take shares of its PSS
+            for server in sorted(servers, key=lambda s: s is not scorer):
                 say(f"starting {server.name}: {' '.join(server.command[1:])}")
                 server.launch()
                 stack.callback(server.stop)
-            for server in servers:
                 server.wait_ready()
                 assert server.process is not None
                 warm_up = LoadSpec(server.target, mode="closed", concurrency=workers, channels=channels,
