@@ -229,7 +229,8 @@ def run_e2e(args: argparse.Namespace) -> int:
         # the runs take turns, so the host's drift over minutes falls on each alike; only `e2e` calls
         # the extractor, so what it counted over all the rounds is that run's
         counts_before = extractor_counts(metrics_ports)
-        measured = alternate(list(by_name), rounds, load, cpu)
+        speeds: list[float] = []
+        measured = alternate(list(by_name), rounds, load, cpu, speeds=speeds)
         e2e_counts = counted_between(counts_before, extractor_counts(metrics_ports))
         runs = []
         for name, seen in measured.items():
@@ -255,6 +256,7 @@ def run_e2e(args: argparse.Namespace) -> int:
     rounds_of = {run["name"]: run.get("rounds_ms") or [] for run in runs}
     by_round = {base: ratios_by_round(rounds_of["e2e"], rounds_of.get(base, []))
                 for base in ("e2e-floor", "e2e-floor-native")}  # fmt: skip
+    print(f"machine speed (a million Python additions, ms) at each round: {', '.join(map(str, speeds))}")
     for base, ratios in by_round.items():
         if ratios is not None:
             print(f"e2e over {base} round by round, p50 / p99 (median, range): {said_by_round(ratios)}")
@@ -277,6 +279,7 @@ def run_e2e(args: argparse.Namespace) -> int:
             runs, fixture=meta, talk=TALK, highest_rate_p99_le_10ms=highest, e2e_over_floor=over_floor,
             e2e_over_native_floor=over_native, e2e_over_floor_by_round=by_round["e2e-floor"],
             e2e_over_native_floor_by_round=by_round["e2e-floor-native"], rounds=rounds,
+            python_loop_ms_by_round=speeds,
             extractor_workers=args.extractor_workers,
         )  # fmt: skip
         png = report.write_report(full, args.json)

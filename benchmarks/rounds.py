@@ -16,6 +16,7 @@ from typing import Any
 from benchmarks import clients
 from benchmarks.histogram import LatencyRecorder
 from benchmarks.loadgen import RunResult
+from benchmarks.report import python_loop_ms
 from benchmarks.server_cpu import ThreadCpu, spent_by_role, to_per_call
 
 
@@ -40,13 +41,17 @@ def alternate(
     load: Callable[[str, int], RunResult],
     cpu: Callable[[str], ThreadCpu],
     first: int = 0,
+    speeds: list[float] | None = None,
 ) -> dict[str, Alternated]:
     """`load(name, round)` on every target in `rounds` rounds, the order rotated by one each round
     (starting `first` places on), with `cpu(name)` (the CPU of the target's processes) read around each;
-    by target name."""
+    by target name. With `speeds`, the machine's speed (`report.python_loop_ms`) is appended to it at
+    the start of each round, so a report shows whether the host changed during the run."""
     out: dict[str, Alternated] = {}
     count = len(names)
     for r in range(rounds):
+        if speeds is not None:
+            speeds.append(python_loop_ms())
         shift = (first + r) % count if count else 0
         for name in [*names[shift:], *names[:shift]]:
             before = cpu(name)

@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidArgument(f"--rounds must be at least 1 and leave a second a round, got {rounds}")
     runs: list[dict[str, Any]] = []
     memory: dict[str, Any] = {}
+    speeds: list[float] = []  # the machine's speed at each round, the ladder's steps included
     for workers, rates, each, split in ((1, (rate,), seconds, rounds), (2, ladder, plan.ladder_seconds, 1)):
         # the transport floor with as many processes, then the scorer, all up at once and measured in
         # turn at each rate, so the ratios between them are not ratios between two minutes of this host
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
                     requests=requests, client=client,
                 )  # fmt: skip
                 cpu = functools.partial(_cpu, by_name)
-                for name, seen in alternate(list(by_name), split, load, cpu, index).items():
+                for name, seen in alternate(list(by_name), split, load, cpu, index, speeds).items():
                     measured[name].append(report.run_record(
                         f"{name}@{r:g}", seen.result, workers=workers, server_cpu_ms=seen.cpu_ms_per_call,
                         rounds_ms=seen.by_round,
@@ -175,13 +176,14 @@ def run(args: argparse.Namespace) -> int:
     held = highest_held_rates(runs)
     scorer_facts = {"memory": memory, "bundle": str(bundle), "request_form": form, "over_floor": over_floor,
                     "highest_rate_p99_10ms": held, "transform_ms": transform}  # fmt: skip
-    data = report.build_report(runs, facts, scorer=scorer_facts)
+    data = report.build_report(runs, facts, scorer=scorer_facts, python_loop_ms_by_round=speeds)
     print()
     print(table(runs))
     print()
     print(floor_table(over_floor))
     reached = (f"{name} {rate:g}/s" if rate else f"{name} none" for name, rate in held.items())
     print(f"highest rate run with p99 <= 10 ms and no errors: {', '.join(reached)}")
+    print(f"machine speed (a million Python additions, ms) at each round: {', '.join(map(str, speeds))}")
     print()
     print(memory_lines(memory))
     if args.json:

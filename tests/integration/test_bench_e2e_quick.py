@@ -60,6 +60,8 @@ def test_quick_e2e_bench_reads_the_extractor_against_both_floors(redis_url: str,
     assert report["highest_rate_p99_le_10ms"]["tried"][0]["rate"] == 200.0
     # the runs took turns in two rounds (--quick), and e2e is also read round against round
     assert report["rounds"] == 2
+    assert len(report["python_loop_ms_by_round"]) == 2  # the host's speed at each round
+    assert all(ms > 0 for ms in report["python_loop_ms_by_round"])
     assert all(len(by_name[name]["rounds_ms"]) == 2 for name in measured)
     pairs = zip(by_name["e2e"]["rounds_ms"], by_name["e2e-floor"]["rounds_ms"], strict=True)
     expected = [pytest.approx(ours["p50"] / base["p50"], abs=2e-3) for ours, base in pairs]

@@ -62,6 +62,10 @@ def test_quick_scorer_bench_reports_both_worker_counts(tmp_path: Path) -> None:
         assert run["server_cpu_ms"]["event_loop"] > 0
     assert report["runs"][2]["client"]["channels"] == 1
     assert report["runs"][5]["client"]["channels"] == 8
+    # one worker in two alternating rounds (--quick), each run's rounds kept; the ladder a round a rate
+    assert [len(run["rounds_ms"]) for run in report["runs"]] == [2, 2, 2, 1, 1, 1, 1]
+    assert len(report["python_loop_ms_by_round"]) == 2 + 2
+    assert report["scorer"]["over_floor"][0]["by_round"]["p50_median"] > 0
     memory = report["scorer"]["memory"]
     assert memory["rtscore-1"]["processes"] == 1
     assert memory["rtscore-2"]["processes"] == 3

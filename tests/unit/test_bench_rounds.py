@@ -27,13 +27,16 @@ def test_every_target_takes_every_round_in_a_rotating_order_and_its_rounds_make_
     def cpu(name: str) -> ThreadCpu:
         return {(1, 1): ("event_loop", spent[name])}
 
-    measured = alternate(["a", "b", "c"], 2, load, cpu, first=1)
+    speeds: list[float] = []
+    measured = alternate(["a", "b", "c"], 2, load, cpu, first=1, speeds=speeds)
 
     assert order == [("b", 0), ("c", 0), ("a", 0), ("c", 1), ("a", 1), ("b", 1)]
     b = measured["b"]
     assert (b.result.recorder.requests, b.result.window_s, b.calls) == (200, 2.0, 200)
     assert [r["p50"] for r in b.by_round] == pytest.approx([2.0, 4.0], rel=0.01)
     assert b.cpu_ms_per_call == {"event_loop": 0.5, "total": 0.5}  # over both rounds, nothing between
+    assert len(speeds) == 2  # the machine's speed, taken as each round began
+    assert all(ms > 0 for ms in speeds)
 
 
 def test_two_runs_in_alternation_are_read_round_against_round() -> None:
