@@ -176,6 +176,7 @@ def run_compare(args: argparse.Namespace) -> int:
             "rounds": plan.rounds,
             "headline": headline,
         },
+        python_loop_ms_by_round=session.speeds,
     )
     print()
     print(report.compare_table(runs))

@@ -12,7 +12,8 @@ from benchmarks import clients, report
 from benchmarks.frames import score_requests
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
-from benchmarks.rounds import combine
+from benchmarks.rounds import alternate
+from benchmarks.server_cpu import ThreadCpu
 from benchmarks.targets import (
     ServerProcess,
     connections_for,
@@ -53,6 +54,7 @@ class CompareSession:
         self.requests = score_requests(frame, MODEL_NAME, batch)
         self.servers: dict[str, ServerProcess] = {}
         self.skipped: dict[str, str] = {}
+        self.speeds: list[float] = []  # the machine's speed at the start of each round
         self._stack = ExitStack()
 
     def __enter__(self) -> CompareSession:
@@ -166,16 +168,18 @@ class CompareSession:
         else:
             note = {"rate": rate, "limited_by": None, "reason": "given with --rate"}
         self.say(f"common rate {rate:g}/s: {note['reason']}")
-        merged: dict[str, RunResult] = {}
         per_round = self.plan.seconds / self.plan.rounds
-        for r in range(self.plan.rounds):
-            # Rotating the order spreads machine drift (heat, page cache, neighbours) over every target.
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                warmup = self.plan.warmup if r == 0 else min(self.plan.warmup, 0.5)
-                result = self._load(name, rate, per_round, warmup, seed=r)
-                merged[name] = combine(merged[name], result) if name in merged else result
-        runs = [report.run_record(n, merged[n], batch=self.batch) for n in names]
+
+        def load(name: str, r: int) -> RunResult:
+            warmup = self.plan.warmup if r == 0 else min(self.plan.warmup, 0.5)
+            return self._load(name, rate, per_round, warmup, seed=r)
+
+        # Rotating the order spreads machine drift (heat, page cache, neighbours) over every target.
+        measured = alternate(names, self.plan.rounds, load, _no_cpu, speeds=self.speeds)
+        runs = [
+            report.run_record(n, measured[n].result, batch=self.batch, rounds_ms=measured[n].by_round)
+            for n in names
+        ]
         runs += self._rtscore_extras(names, rate, note)
         return runs, note
 
@@ -262,6 +266,11 @@ class CompareSession:
                 "mleap": {k: v for k, v in bench.items() if k != "latency_ms"},
             }
         ]
+
+
+def _no_cpu(name: str) -> ThreadCpu:
+    """A compare run reads no server CPU."""
+    return {}
 
 
 def _over_limit(p99: float | None, failed: bool, short: bool) -> str | None:

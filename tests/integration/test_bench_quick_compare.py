@@ -40,6 +40,10 @@ def test_quick_compare_measures_floor_before_mleap_and_rtscore(tmp_path: Path) -
         assert ratio["p50"] > 0, ratio
         assert ratio["p99"] > 0, ratio
     assert "rtscore over the transport floor and over MLeap served" in done.stdout
+    # the targets took turns in the plan's rounds, each round's figures kept, the host's speed at each
+    rounds = report["compare"]["rounds"]
+    assert all(len(runs[name]["rounds_ms"]) == rounds for name in ("floor", "rtscore-1", "rtscore-2"))
+    assert len(report["python_loop_ms_by_round"]) == rounds
     for run in report["runs"]:
         assert run.keys() >= RUN_KEYS, run["name"]
         assert run["latency_ms"].keys() >= LATENCY_KEYS, run["name"]
