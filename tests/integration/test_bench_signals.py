@@ -30,17 +30,22 @@ def test_sigterm_mid_run_ends_every_process_the_benchmark_started(
     try:
         started: dict[int, tuple[psutil.Process, str]] = {}  # each child and its command line
         deadline = time.monotonic() + 150
-        # until a load client runs against a server: the run is under way, with both kinds of child
-        while not any("loadgen" in line for _, line in started.values()):
+
+        # until a load client has run and the server named is up: the run is under way, with both kinds
+        # of child (`bench scorer` starts the scorer, warms it up, then the floors)
+        def under_way() -> bool:
+            lines = [line for _, line in started.values()]
+            return any("loadgen" in line for line in lines) and any(server in line for line in lines)
+
+        while not under_way():
             assert bench.poll() is None, bench.communicate()[0][-2000:]
-            assert time.monotonic() < deadline, "no load client started"
+            assert time.monotonic() < deadline, f"no load client and {server} started"
             for child in psutil.Process(bench.pid).children(recursive=True):
                 try:
                     started.setdefault(child.pid, (child, " ".join(child.cmdline())))
                 except psutil.NoSuchProcess:
                     continue
             time.sleep(0.1)
-        assert any(server in line for _, line in started.values())
         bench.send_signal(signal.SIGTERM)
         out, _ = bench.communicate(timeout=30)
         assert bench.returncode == 128 + signal.SIGTERM, out[-2000:]
