@@ -365,6 +365,7 @@ def _report(
         "failed_calls": int(latency["failed"]) + sum(probe_errors.values()),
         "probe": {"calls": len(probe.calls), "errors": dict(probe_errors)},
         "events": governance.history(),
+        **_extractor_counts(platform),
         "reference_ms": reporting.REFERENCE_MS,
         "training": {f"v{t.version}": t.report for t in (v1, v2)},
         "platform": {
@@ -377,6 +378,22 @@ def _report(
         },
         "png": str(png),
     }
+
+
+def _extractor_counts(platform: Platform) -> dict[str, Any]:
+    """`extractor_counts`: what the extractor counted over the run (velocity fallbacks, retries on
+    another scorer, hedges, ejections, shadow copies dropped, failed calls by code), from its Prometheus
+    endpoint; None, with `extractor_counts_error` saying why, where it could not be read."""
+    from benchmarks.tier_counts import extractor_counts
+
+    port = platform.metrics.get("extractor")
+    if port is None:
+        return {"extractor_counts": None, "extractor_counts_error": "the extractor named no metrics port"}
+    try:
+        counts = extractor_counts([port])
+    except OSError as err:
+        return {"extractor_counts": None, "extractor_counts_error": f"port {port}: {err}"}
+    return {"extractor_counts": {name: round(n) for name, n in counts.items()}}
 
 
 def _print_keep(console: Console, platform: Platform) -> None:

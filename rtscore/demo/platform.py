@@ -37,7 +37,7 @@ PEERS = 1
 
 _LISTENING = r"listening on [0-9.]+:(\d+)"
 _SCORER_READY = r"rtscore scorer: serving on [0-9.]+:(\d+)"
-_EXTRACTOR_READY = r"rtscore extractor: serving on [0-9.]+:(\d+)"
+_EXTRACTOR_READY = r"rtscore extractor: serving on [0-9.]+:(\d+)(?: metrics on [0-9.]+:(\d+))?"
 _SHADOW_READY = r"shadow worker ready"
 
 
@@ -123,7 +123,7 @@ class Platform:
     extractor: str = ""
     shadow_topic: str = ""
     shadow_group: str = ""
-    metrics: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, int] = field(default_factory=dict)  # Prometheus ports by part (the extractor's)
 
     @property
     def env(self) -> dict[str, str]:
@@ -183,7 +183,8 @@ class Platform:
         args = ["extractor", "serve", "--port", "0", "--registry", self.registry, "--pool", POOL,
                 "--environment", ENVIRONMENT, "--model", f"{MODEL}:champion", "--velocity", "redis",
                 "--shadow-topic", self.shadow_topic, "--shadow-fraction", repr(shadow_fraction),
-                "--shadow-key", "card_token", "--score-timeout-ms", str(SCORE_TIMEOUT_MS)]  # fmt: skip
+                "--shadow-key", "card_token", "--score-timeout-ms", str(SCORE_TIMEOUT_MS),
+                "--metrics-port", "0"]  # fmt: skip
         if spec is not None:
             args += ["--spec", str(spec)]
         child = self.children.start(
@@ -198,6 +199,8 @@ class Platform:
         )
         assert child.ready is not None
         self.extractor = f"127.0.0.1:{child.ready.group(1)}"
+        if child.ready.group(2):
+            self.metrics["extractor"] = int(child.ready.group(2))
         return child
 
     def wait_shadow_worker(self, child: Child) -> None:

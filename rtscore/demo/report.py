@@ -117,6 +117,13 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
             f"promotion fraud@{p['from_version']} -> fraud@{p['to_version']} at {p['at_s']:.1f} s: {seen};"
             f" {p['failed_calls_around']} failed calls from 1 s before it to 5 s after"
         )
+    counts = report.get("extractor_counts")
+    if counts is not None:
+        console.print(
+            "the extractor counted over the run: " + ", ".join(f"{k} {n}" for k, n in counts.items())
+        )
+    elif report.get("extractor_counts_error"):
+        console.print(f"the extractor's counts were not read: {report['extractor_counts_error']}")
     errors = ", ".join(f"{code} {n}" for code, n in lat["errors"].items()) or "none"
     console.print(
         f"failed calls over the whole run: {report['failed_calls']}"

@@ -64,6 +64,11 @@ def test_short_demo_promotes_the_candidate_under_traffic_without_a_failed_call(
     assert promotion["served_after_s"] is not None
     assert promotion["served_after_s"] < 5
     assert report["failed_calls"] == 0
+    # the extractor's own counts over the run, read from its metrics endpoint (fallbacks, retries, ...)
+    counts = report["extractor_counts"]
+    assert {"velocity_fallbacks", "pool_retries", "pool_ejections", "shadow_dropped"} <= counts.keys()
+    assert all(isinstance(n, int) and n >= 0 for n in counts.values())
+    assert "the extractor counted over the run: velocity_fallbacks" in done.stdout
     assert promotion["failed_calls_around"] == 0
     latency = report["latency_ms"]
     assert latency["failed"] == 0
