@@ -180,6 +180,7 @@ class _Stepper:
         spec = LoadSpec(
             self.server.target, rate=rate, duration=self.seconds, warmup=1.0, timeout=self.timeout_s
         )
+        speed = report.python_loop_ms()  # this host's speed changes between steps, so each step says it
         before = thread_cpu(self.server.process.pid)
         bar = ProgressBar(f"{phase} @{rate:.0f}/s", clients.expected_seconds(spec))
         try:
@@ -189,7 +190,9 @@ class _Stepper:
         sent = int(result.recorder.requests + round(result.achieved_rate * spec.warmup))
         cpu = cpu_per_call(before, thread_cpu(self.server.process.pid), sent)
         name = f"{phase}@{rate:.0f}"
-        return report.run_record(name, result, phase=phase, server_cpu_ms=cpu, **outcome(result))
+        return report.run_record(
+            name, result, phase=phase, server_cpu_ms=cpu, python_loop_ms=speed, **outcome(result)
+        )
 
 
 def outcome(result: RunResult) -> dict[str, Any]:
@@ -266,14 +269,15 @@ def verdict(
 def table(runs: Sequence[dict[str, Any]]) -> str:
     """One row per step: offered and good rates, accepted latency, refusals, server CPU per call."""
     header = ["run", "rate/s", "achieved/s", "goodput/s", "p50 ms", "p99 ms", "refused",
-              "refused p99 ms", "errors", "cpu ms/call", "loop", "client cpu ms/call"]  # fmt: skip
+              "refused p99 ms", "errors", "cpu ms/call", "loop", "client cpu ms/call",
+              "host loop ms"]  # fmt: skip
     rows = []
     for r in runs:
         lat, cpu, refused = r["latency_ms"] or {}, r["server_cpu_ms"], r["refused_ms"] or {}
         errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "-"
         rows.append([r["name"], r["rate"], r["achieved_rate"], r["goodput"], lat.get("p50"), lat.get("p99"),
                      f"{100 * r['failed_share']:.1f}%", refused.get("p99"), errors, cpu["total"],
-                     cpu.get("event_loop"), report.client_cpu(r)])  # fmt: skip
+                     cpu.get("event_loop"), report.client_cpu(r), r.get("python_loop_ms")])  # fmt: skip
     return report.render_table(header, rows)
 
 
@@ -286,9 +290,13 @@ def verdict_lines(v: dict[str, Any]) -> str:
         f"  accepted p99 {v['accepted_p99_ms']} ms [{mark[ok['accepted_p99']]}]",
         f"  goodput {v['goodput']:.0f}/s = {100 * v['goodput_share']:.1f}% of capacity "
         f"[{mark[ok['goodput']]}]",
-        f"  {100 * v['failed_share']:.1f}% of calls failed; the refusals among them answered at p99 "
-        f"{v['refusal_p99_ms']} ms [{mark[ok['refusals']]}]; "
-        f"{100 * v['timed_out_share']:.1f}% ran out of time",
+        f"  {100 * v['failed_share']:.1f}% of calls failed; "
+        + (
+            f"the refusals among them answered at p99 {v['refusal_p99_ms']} ms"
+            if v["refusal_p99_ms"] is not None
+            else "none refused"
+        )
+        + f" [{mark[ok['refusals']]}]; {100 * v['timed_out_share']:.1f}% ran out of time",
         f"  (the client's own send lag, in every latency above: p99 {v['client_send_lag_p99_ms']} ms)",
     ]
     from_send = v.get("refusal_from_send_p99_ms")

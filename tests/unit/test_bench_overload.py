@@ -76,3 +76,8 @@ def test_the_verdict_judges_the_overload_against_the_capacity() -> None:
     starved = verdict(capacity, {**overload, "goodput": 500.0, "latency_ms": None}, 2.0, Targets())
     assert starved["ok"]["goodput"] is False
     assert starved["ok"]["accepted_p99"] is False
+    assert "the refusals among them answered at p99 1.4 ms [MISSED]" in verdict_lines(v)
+    calm = verdict(
+        capacity, {**overload, "failed_share": 0.0, "refused_ms": None, "errors": {}}, 2.0, Targets()
+    )
+    assert "0.0% of calls failed; none refused [ok]" in verdict_lines(calm)  # not "p99 None ms"
