@@ -391,7 +391,7 @@ def _extractor_counts(platform: Platform) -> dict[str, Any]:
         return {"extractor_counts": None, "extractor_counts_error": "the extractor named no metrics port"}
     try:
         counts = extractor_counts([port])
-    except OSError as err:
+    except (OSError, ValueError) as err:  # unreachable, or a page that is not Prometheus text
         return {"extractor_counts": None, "extractor_counts_error": f"port {port}: {err}"}
     return {"extractor_counts": {name: round(n) for name, n in counts.items()}}
 
