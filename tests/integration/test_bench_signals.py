@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -27,8 +28,8 @@ def test_sigterm_mid_run_ends_every_process_the_benchmark_started(
         [sys.executable, "-m", "rtscore.cli", *args],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    started: dict[int, tuple[psutil.Process, str]] = {}  # each child and its command line
     try:
-        started: dict[int, tuple[psutil.Process, str]] = {}  # each child and its command line
         deadline = time.monotonic() + 150
 
         # until a load client has run and the server named is up: the run is under way, with both kinds
@@ -55,3 +56,6 @@ def test_sigterm_mid_run_ends_every_process_the_benchmark_started(
         if bench.poll() is None:
             bench.kill()
             bench.communicate()
+        for child, _ in started.values():  # a failed check killed the bench: end what it had started
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
