@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import socket
 import tempfile
 import time
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from benchmarks.rounds import alternate, ratios_by_round, said_by_round
 from benchmarks.server_cpu import cpu_per_call, tier_cpu
 from benchmarks.tier_counts import counted_between, extractor_counts, redis_given_up
 from rtscore.errors import InvalidArgument, Unavailable
+from rtscore.localservices.processes import free_port, port_is_free
 
 # The talk's own end-to-end figures with MLeap (ms): the row printed beside ours.
 TALK = {"name": "talk (MLeap)", "avg": 7.00, "p95": 9.0, "p99": 16.0, "stddev": 2.41}
@@ -148,13 +148,15 @@ def run_e2e(args: argparse.Namespace) -> int:
     metrics_port = _free_ports(args.extractor_workers)  # the extractor's worker i on metrics_port + i
     metrics_ports = [metrics_port + i for i in range(args.extractor_workers)]
 
+    def spec_for(target: str, method: str, rate: float, seconds: float, warmup: float) -> LoadSpec:
+        channels = e2e_channels if method == EVALUATE_METHOD else 1
+        return LoadSpec(target=target, rate=rate, duration=seconds, warmup=warmup, method=method,
+                        channels=channels)  # fmt: skip
+
     def measure(
         name: str, target: str, method: str, requests: list[bytes], rate: float, seconds: float
     ) -> Any:
-        channels = e2e_channels if method == EVALUATE_METHOD else 1
-        spec = LoadSpec(
-            target=target, rate=rate, duration=seconds, warmup=args.warmup, method=method, channels=channels
-        )
+        spec = spec_for(target, method, rate, seconds, args.warmup)
         redis = redis_url if method == EVALUATE_METHOD else None
         counting = target == extractor.target
         before = tier_cpu(tiers[target], redis)
@@ -166,7 +168,7 @@ def run_e2e(args: argparse.Namespace) -> int:
             extra["counts"] = counted_between(counts_before, extractor_counts(metrics_ports))
         record = report.run_record(name, result, **extra)
         print(report.run_table([record]), flush=True)
-        print("server cpu ms/call: " + ", ".join(f"{tier} {ms:.3f}" for tier, ms in per_call.items()))
+        print(f"server cpu ms/call: {_cpu_said(per_call)}")
         if counting:
             print("extractor counted: " + _said(extra["counts"]))
         return record
@@ -212,10 +214,8 @@ def run_e2e(args: argparse.Namespace) -> int:
 
         def load(name: str, round_: int) -> Any:
             _, target, method, requests = by_name[name]
-            channels = e2e_channels if method == EVALUATE_METHOD else 1
             warmup = args.warmup if round_ == 0 else min(args.warmup, _ROUND_WARMUP_S)
-            spec = LoadSpec(target=target, rate=args.rate, duration=duration / rounds, warmup=warmup,
-                            method=method, channels=channels)  # fmt: skip
+            spec = spec_for(target, method, args.rate, duration / rounds, warmup)
             result = clients.run(spec, requests, args.processes)
             summary = result.recorder.summary()
             said = f"p50 {summary.p50:.2f} / p99 {summary.p99:.2f} ms" if summary else "no call answered"
@@ -241,8 +241,7 @@ def run_e2e(args: argparse.Namespace) -> int:
         runs.sort(key=lambda run: list(by_name).index(run["name"]))
         print(report.run_table(runs), flush=True)
         for run in runs:
-            cpu_said = ", ".join(f"{tier} {ms:.3f}" for tier, ms in run["server_cpu_ms"].items())
-            print(f"{run['name']} server cpu ms/call: {cpu_said}")
+            print(f"{run['name']} server cpu ms/call: {_cpu_said(run['server_cpu_ms'])}")
         highest = _highest_rate(measure, extractor.target, e2e_requests, args, duration, runs[0])
         relays = {"e2e-floor": relay, "e2e-floor-native": native_relay}
     for run in runs:  # the relays are stopped now, and have said how many Redis calls they gave up
@@ -311,20 +310,15 @@ def _native_relay(stack: ExitStack, floor: str, redis_url: str, request: Path) -
 def _free_ports(count: int) -> int:
     """The first of `count` consecutive ports free on loopback now (the extractor's metrics endpoints)."""
     for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65536:
-            continue
-        try:
-            with ExitStack() as held:
-                for port in range(base, base + count):
-                    sock = held.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
+        base = free_port()
+        if base + count <= 65536 and all(port_is_free(port) for port in range(base + 1, base + count)):
+            return base
     raise Unavailable(f"no {count} consecutive free ports on 127.0.0.1")
+
+
+def _cpu_said(per_call: dict[str, float]) -> str:
+    """CPU per call by tier as `tier ms, …`."""
+    return ", ".join(f"{tier} {ms:.3f}" for tier, ms in per_call.items())
 
 
 def _said(counts: dict[str, int]) -> str:

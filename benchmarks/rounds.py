@@ -39,14 +39,14 @@ def alternate(
     names: Sequence[str],
     rounds: int,
     load: Callable[[str, int], RunResult],
-    cpu: Callable[[str], ThreadCpu],
+    cpu: Callable[[str], ThreadCpu] | None = None,
     first: int = 0,
     speeds: list[float] | None = None,
 ) -> dict[str, Alternated]:
     """`load(name, round)` on every target in `rounds` rounds, the order rotated by one each round
-    (starting `first` places on), with `cpu(name)` (the CPU of the target's processes) read around each;
-    by target name. With `speeds`, the machine's speed (`report.python_loop_ms`) is appended to it at
-    the start of each round, so a report shows whether the host changed during the run."""
+    (starting `first` places on), with `cpu(name)` (the CPU of the target's processes), where given,
+    read around each; by target name. With `speeds`, the machine's speed (`report.python_loop_ms`) is
+    appended to it at the start of each round, so a report shows whether the host changed in the run."""
     out: dict[str, Alternated] = {}
     count = len(names)
     for r in range(rounds):
@@ -54,9 +54,9 @@ def alternate(
             speeds.append(python_loop_ms())
         shift = (first + r) % count if count else 0
         for name in [*names[shift:], *names[:shift]]:
-            before = cpu(name)
+            before = cpu(name) if cpu is not None else {}
             result = load(name, r)
-            spent = spent_by_role(before, cpu(name))
+            spent = spent_by_role(before, cpu(name)) if cpu is not None else {}
             summary = result.recorder.summary()
             seen = out.get(name)
             if seen is None:

@@ -13,7 +13,6 @@ from benchmarks.frames import score_requests
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
 from benchmarks.rounds import alternate
-from benchmarks.server_cpu import ThreadCpu
 from benchmarks.targets import (
     ServerProcess,
     connections_for,
@@ -175,7 +174,7 @@ class CompareSession:
             return self._load(name, rate, per_round, warmup, seed=r)
 
         # Rotating the order spreads machine drift (heat, page cache, neighbours) over every target.
-        measured = alternate(names, self.plan.rounds, load, _no_cpu, speeds=self.speeds)
+        measured = alternate(names, self.plan.rounds, load, speeds=self.speeds)
         runs = [
             report.run_record(n, measured[n].result, batch=self.batch, rounds_ms=measured[n].by_round)
             for n in names
@@ -266,11 +265,6 @@ class CompareSession:
                 "mleap": {k: v for k, v in bench.items() if k != "latency_ms"},
             }
         ]
-
-
-def _no_cpu(name: str) -> ThreadCpu:
-    """A compare run reads no server CPU."""
-    return {}
 
 
 def _over_limit(p99: float | None, failed: bool, short: bool) -> str | None:
