@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from benchmarks.scorer_bench import _ladder, floor_ratios, highest_held_rates, tree_memory
+from benchmarks.scorer_bench import _ladder, tree_memory
+from benchmarks.scorer_figures import floor_ratios, highest_held_rates
 from benchmarks.server_cpu import _role, cpu_per_call, thread_cpu
 
 
