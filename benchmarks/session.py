@@ -190,10 +190,19 @@ class CompareSession:
         runs = []
         # The references run at every extra rate too: each rtscore figure has its floor and MLeap beside it.
         beside = [n for n in ("floor", "mleap-served") if n in names]
+        per_round = self.plan.sweep_seconds / self.plan.rounds
         for rate in self.plan.extra_rates:
-            for target in [*beside, name]:
-                result = self._load(target, rate, self.plan.sweep_seconds, self.plan.warmup, seed=0)
-                runs.append(report.run_record(f"{target}@{rate:g}", result, batch=self.batch))
+            # In rounds like the common rate's, so rtscore over its references here is read from the same
+            # minutes of the machine too.
+            def load(target: str, r: int, rate: float = rate) -> RunResult:
+                warmup = self.plan.warmup if r == 0 else min(self.plan.warmup, 0.5)
+                return self._load(target, rate, per_round, warmup, seed=r)
+
+            measured = alternate([*beside, name], self.plan.rounds, load)
+            runs += [
+                report.run_record(f"{t}@{rate:g}", m.result, batch=self.batch, rounds_ms=m.by_round)
+                for t, m in measured.items()
+            ]
         # Start the sweep near what this rtscore answers with one caller, so its steps reach the knee
         # even when the common rate (set by the slowest target) is far below it.
         one_caller = note.get("one_caller_rate", {}).get(name, 0.0)
