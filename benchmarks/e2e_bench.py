@@ -35,9 +35,9 @@ from typing import Any
 
 from benchmarks.fixture import DEFAULT_CACHE, frame_json
 from benchmarks.loadgen import SCORE_METHOD, LoadSpec
-from benchmarks.rounds import alternate, ratios_by_round, said_by_round
+from benchmarks.rounds import alternate, ratios_by_round, rounds_for, said_by_round
 from benchmarks.server_cpu import cpu_per_call, tier_cpu
-from benchmarks.tier_counts import counted_between, extractor_counts, redis_given_up
+from benchmarks.tier_counts import counted_between, read_extractor_counts, redis_given_up
 from rtscore.errors import InvalidArgument, Unavailable
 from rtscore.localservices.processes import free_port, port_is_free
 
@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rounds",
         type=int,
         help="split those seconds into this many rounds, the runs taking turns in a rotating order"
-        " (default 6; 2 with --quick; 1: each run in one piece, one after the other)",
+        " (default 6, 2 with --quick, fewer where that leaves under a second a round; 1: each run in one"
+        " piece, one after the other)",
     )
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds sent but not measured")
     parser.add_argument("--processes", type=int, default=1, help="load client processes")
@@ -127,9 +128,7 @@ def run_e2e(args: argparse.Namespace) -> int:
     trees = args.trees or (20 if quick else 250)
     nodes = args.nodes or (2_000 if quick else 96_000)
     duration = args.duration or (10.0 if quick else 60.0)
-    rounds = args.rounds or (2 if quick else 6)
-    if rounds < 1 or duration / rounds < 1.0:
-        raise InvalidArgument(f"--rounds must be at least 1 and leave a second a round, got {rounds}")
+    rounds = rounds_for(args.rounds, 2 if quick else 6, duration)
     redis_url = args.redis_url or os.environ.get("RTSCORE_REDIS_URL")
     if not redis_url:
         raise InvalidArgument("velocity runs on Redis: pass --redis-url or export RTSCORE_REDIS_URL")
@@ -145,8 +144,7 @@ def run_e2e(args: argparse.Namespace) -> int:
     score_requests = _score_requests(frame)
 
     tiers: dict[str, dict[str, Sequence[int]]] = {}  # by target: its tiers' server pids
-    metrics_port = _free_ports(args.extractor_workers)  # the extractor's worker i on metrics_port + i
-    metrics_ports = [metrics_port + i for i in range(args.extractor_workers)]
+    metrics_ports: list[int] = []  # the extractor's workers' metrics endpoints, chosen as it starts
 
     def spec_for(target: str, method: str, rate: float, seconds: float, warmup: float) -> LoadSpec:
         channels = e2e_channels if method == EVALUATE_METHOD else 1
@@ -160,16 +158,16 @@ def run_e2e(args: argparse.Namespace) -> int:
         redis = redis_url if method == EVALUATE_METHOD else None
         counting = target == extractor.target
         before = tier_cpu(tiers[target], redis)
-        counts_before = extractor_counts(metrics_ports) if counting else {}
+        counts_before = read_extractor_counts(metrics_ports) if counting else None
         result = clients.run(spec, requests, args.processes)
         per_call = cpu_per_call(before, tier_cpu(tiers[target], redis), result.calls_seen)
         extra: dict[str, Any] = {"server_cpu_ms": per_call}
         if counting:
-            extra["counts"] = counted_between(counts_before, extractor_counts(metrics_ports))
+            extra["counts"] = counted_between(counts_before, read_extractor_counts(metrics_ports))
         record = report.run_record(name, result, **extra)
         print(report.run_table([record]), flush=True)
         print(f"server cpu ms/call: {_cpu_said(per_call)}")
-        if counting:
+        if counting and extra["counts"] is not None:
             print("extractor counted: " + _said(extra["counts"]))
         return record
 
@@ -182,6 +180,9 @@ def run_e2e(args: argparse.Namespace) -> int:
         for server in servers:
             server.wait_ready()
         scorers, floor = servers[:2], servers[2]
+        # free ports taken the moment the extractor starts, not minutes earlier before the fixture loads
+        metrics_port = _free_ports(args.extractor_workers)  # the extractor's worker i on metrics_port + i
+        metrics_ports.extend(metrics_port + i for i in range(args.extractor_workers))
         command = targets.rtscore_command(
             "extractor", "serve", "--port", "0", "--scorers", ",".join(s.target for s in scorers),
             "--model", "fraud", "--velocity", "redis", "--redis-url", redis_url, "--log-level", "WARNING",
@@ -228,10 +229,10 @@ def run_e2e(args: argparse.Namespace) -> int:
 
         # the runs take turns, so the host's drift over minutes falls on each alike; only `e2e` calls
         # the extractor, so what it counted over all the rounds is that run's
-        counts_before = extractor_counts(metrics_ports)
+        counts_before = read_extractor_counts(metrics_ports)
         speeds: list[float] = []
         measured = alternate(list(by_name), rounds, load, cpu, speeds=speeds)
-        e2e_counts = counted_between(counts_before, extractor_counts(metrics_ports))
+        e2e_counts = counted_between(counts_before, read_extractor_counts(metrics_ports))
         runs = []
         for name, seen in measured.items():
             extra: dict[str, Any] = {"server_cpu_ms": seen.cpu_ms_per_call, "rounds_ms": seen.by_round}

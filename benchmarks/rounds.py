@@ -18,6 +18,7 @@ from benchmarks.histogram import LatencyRecorder
 from benchmarks.loadgen import RunResult
 from benchmarks.report import python_loop_ms
 from benchmarks.server_cpu import ThreadCpu, spent_by_role, to_per_call
+from rtscore.errors import InvalidArgument
 
 
 @dataclass
@@ -71,6 +72,15 @@ def alternate(
                 "p99": round(summary.p99, 3) if summary else None,
             })  # fmt: skip
     return out
+
+
+def rounds_for(given: int | None, default: int, seconds: float) -> int:
+    """How many rounds `seconds` are split into: `given`, or `default` but never under a second a round;
+    InvalidArgument where that does not leave a second a round."""
+    rounds = given if given is not None else min(default, max(1, int(seconds)))
+    if rounds < 1 or seconds / rounds < 1.0:
+        raise InvalidArgument(f"--rounds must be at least 1 and leave a second a round, got {rounds}")
+    return rounds
 
 
 def ratios_by_round(

@@ -1,19 +1,20 @@
 """The scorer service under load: latency, server CPU per call by thread, and memory of 1 and 2 workers.
 
-Run: .venv/bin/rtscore bench scorer [--quick] [--rate 500 --seconds 60] [--json FILE]
+Run: .venv/bin/rtscore bench scorer [--quick] [--rate 500 --seconds 60 --rounds 6] [--json FILE]
 
-One worker takes open-loop single-row calls at `--rate` for `--seconds`; two workers then take a ladder
-of rates up to `--top-rate`. Before each, the transport floor (`benchmarks.floor_server`, a bare grpc.aio
-server sending the scorer's reply, with as many processes) takes the same rates from the same client,
-and the scorer is read against it: p50 and p99 over the floor's, the server CPU per call beyond the
-floor's, and for each the highest rate held at p99 <= 10 ms. One worker is also read against the kernel
-floor (`kernel-floor`: the floor that first scores each call's dense rows with the bundle's own
-classifier), which takes the model's work as served out of the comparison. The load client is the
-native one where it is built (`--client python`: in this process, and a second one above
-`--one-client-up-to`), never inside the server. Beside each run's latency: the server's CPU per call
-split by thread (the event loop, the scoring threads, gRPC's own threads), which says where a call's
-time goes. Memory is the proportional set size (PSS) of each server's whole process tree once warm, so
-the memory-mapped forest that workers share is counted once, not once per worker.
+One worker takes open-loop single-row calls at `--rate` for `--seconds`; two workers then take a ladder of
+rates up to `--top-rate`. Beside each, the transport floor (`benchmarks.floor_server`, a bare grpc.aio
+server sending the scorer's reply, with as many processes) is up at once and takes the same rates from the
+same client in turn (one worker: `--rounds` rounds in a rotating order; the ladder: rate by rate), and the
+scorer is read against it, over all rounds and round by round: p50 and p99 over the floor's, the server
+CPU per call beyond the floor's, and for each the highest rate held at p99 <= 10 ms. One worker is also
+read against the kernel floor (`kernel-floor`: the floor that first scores each call's dense rows with the
+bundle's own classifier), which takes the model's work as served out of the comparison. The load client is
+the native one where it is built (`--client python`: in this process, and a second one above
+`--one-client-up-to`), never inside the server. Beside each run's latency: the server's CPU per call split
+by thread (the event loop, the scoring threads, gRPC's own threads), which says where a call's time goes.
+Memory is the proportional set size (PSS) of each server's whole process tree once warm, so the
+memory-mapped forest that workers share is counted once, not once per worker.
 """
 
 from __future__ import annotations
@@ -38,11 +39,10 @@ from benchmarks.compare import fixture_for
 from benchmarks.frames import score_requests
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
-from benchmarks.rounds import alternate
+from benchmarks.rounds import alternate, rounds_for
 from benchmarks.scorer_figures import floor_ratios, floor_table, highest_held_rates, memory_lines, table
 from benchmarks.server_cpu import ThreadCpu, thread_cpu
 from benchmarks.targets import ServerProcess, connections_for, floor_server, rtscore_scorer
-from rtscore.errors import InvalidArgument
 
 MODEL = "bench"
 _MB = 1 << 20
@@ -84,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rounds",
         type=int,
         help="split those seconds into this many rounds, alternating the floors and the scorer in a"
-        " rotating order (default 6; 1: one run of each after the other)",
+        " rotating order (default 6, 2 with --quick, fewer where that leaves under a second a round; 1: one"
+        " run of each after the other)",
     )
     parser.add_argument("--top-rate", type=float, help="the two workers' ladder ends here (default 3000/s)")
     parser.add_argument(
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     rate = args.rate if args.rate is not None else plan.rate
     seconds = args.seconds if args.seconds is not None else plan.seconds
     ladder = plan.ladder if args.top_rate is None else _ladder(args.top_rate)
+    rounds = rounds_for(args.rounds, plan.rounds, seconds)  # before the fixture, which takes minutes
     fixture = fixture_for(args.quick) if args.bundle is None or args.frame is None else {}
     bundle = args.bundle or fixture["bundle"]
     frame_path = args.frame or fixture["frame"]
@@ -121,9 +123,6 @@ def run(args: argparse.Namespace) -> int:
         transform = timing.submit(transform_ms, Path(bundle), Path(frame_path)).result()
         planned = timing.submit(has_dense_plan, Path(bundle)).result()
     say(f"in-process transform of one row: {transform['avg']:.3f} ms on average (the scoring work itself)")
-    rounds = args.rounds if args.rounds is not None else plan.rounds
-    if rounds < 1 or seconds / rounds < 1.0:
-        raise InvalidArgument(f"--rounds must be at least 1 and leave a second a round, got {rounds}")
     runs: list[dict[str, Any]] = []
     memory: dict[str, Any] = {}
     speeds: list[float] = []  # the machine's speed at each round, the ladder's steps included

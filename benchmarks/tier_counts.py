@@ -10,6 +10,7 @@ each, so that count is the run's, warm-up included).
 from __future__ import annotations
 
 import re
+import sys
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -23,6 +24,7 @@ EXTRACTOR_COUNTERS = (
     "pool_hedge_wins",
     "pool_ejections",
     "shadow_dropped",
+    "decisions",  # calls answered, over every action: says the page was read, where the rest may be 0
 )
 _PREFIX = "rtscore_extractor_"
 _GIVEN_UP = re.compile(r"(\d+) Redis calls given up")
@@ -43,16 +45,31 @@ def extractor_counts(ports: Sequence[int], host: str = "127.0.0.1") -> dict[str,
                     continue
                 name = sample.name[len(_PREFIX) : -len("_total")]
                 if name == "errors":
-                    name = f"errors_{sample.labels.get('code', 'UNKNOWN')}"
+                    name = f"errors_{sample.labels.get('code', 'UNKNOWN')}"  # one count per code
                 elif name not in totals:
                     continue
                 totals[name] = totals.get(name, 0.0) + sample.value
     return totals
 
 
-def counted_between(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, int]:
-    """What was counted from `before` to `after`, by counter (every counter `after` has)."""
+def counted_between(
+    before: Mapping[str, float] | None, after: Mapping[str, float] | None
+) -> dict[str, int] | None:
+    """What was counted from `before` to `after`, by counter (every counter `after` has); None where
+    either read failed."""
+    if before is None or after is None:
+        return None
     return {name: round(value - before.get(name, 0.0)) for name, value in after.items()}
+
+
+def read_extractor_counts(ports: Sequence[int]) -> dict[str, float] | None:
+    """`extractor_counts`, or None with a warning where a page cannot be read or parsed, so that a
+    run's latency is kept when its counts are not."""
+    try:
+        return extractor_counts(ports)
+    except (OSError, ValueError) as err:  # unreachable, or a page that is not Prometheus text
+        print(f"warning: the extractor's counts could not be read: {err}", file=sys.stderr)
+        return None
 
 
 def redis_given_up(lines: Iterable[str]) -> int:

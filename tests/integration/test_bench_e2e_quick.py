@@ -70,6 +70,7 @@ def test_quick_e2e_bench_reads_the_extractor_against_both_floors(redis_url: str,
     # what the tiers counted in each run, read beside its latency: the extractor's over both workers
     assert set(EXTRACTOR_COUNTERS) <= set(by_name["e2e"]["counts"])
     assert all(isinstance(n, int) and n >= 0 for n in by_name["e2e"]["counts"].values())
+    assert by_name["e2e"]["counts"]["decisions"] >= by_name["e2e"]["requests"]  # its pages were read
     assert set(by_name["e2e-floor"]["counts"]) == {"redis_given_up"}
     assert "e2e counted (warm-up included): velocity_fallbacks" in done.stdout
     if relay_binary() is not None:  # the same hops from a native server, after the four runs

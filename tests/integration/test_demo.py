@@ -68,6 +68,7 @@ def test_short_demo_promotes_the_candidate_under_traffic_without_a_failed_call(
     counts = report["extractor_counts"]
     assert {"velocity_fallbacks", "pool_retries", "pool_ejections", "shadow_dropped"} <= counts.keys()
     assert all(isinstance(n, int) and n >= 0 for n in counts.values())
+    assert counts["decisions"] >= report["latency_ms"]["calls"]  # the page was read: every call counted
     assert "the extractor counted over the run: velocity_fallbacks" in done.stdout
     assert promotion["failed_calls_around"] == 0
     latency = report["latency_ms"]

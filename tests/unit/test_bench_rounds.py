@@ -6,8 +6,9 @@ import pytest
 
 from benchmarks.histogram import LatencyRecorder
 from benchmarks.loadgen import LoadSpec, RunResult
-from benchmarks.rounds import alternate, ratios_by_round, said_by_round
+from benchmarks.rounds import alternate, ratios_by_round, rounds_for, said_by_round
 from benchmarks.server_cpu import ThreadCpu
+from rtscore.errors import InvalidArgument
 
 
 def test_every_target_takes_every_round_in_a_rotating_order_and_its_rounds_make_one_run() -> None:
@@ -49,3 +50,13 @@ def test_two_runs_in_alternation_are_read_round_against_round() -> None:
     assert ratios_by_round(ours[:1], floor[:1]) is None  # one round: nothing beyond the whole runs' ratio
     assert ratios_by_round(ours, floor[:2]) is None
     assert said_by_round(None) == "-"
+
+
+def test_rounds_default_to_at_most_one_a_second_and_a_given_count_must_leave_a_second_each() -> None:
+    assert rounds_for(None, 6, 60.0) == 6
+    assert rounds_for(None, 6, 3.5) == 3  # a short run takes fewer rounds rather than being refused
+    assert rounds_for(1, 6, 1.0) == 1
+    assert rounds_for(4, 6, 10.0) == 4
+    for given, seconds in ((0, 60.0), (-1, 60.0), (100, 60.0), (None, 0.5)):
+        with pytest.raises(InvalidArgument, match="leave a second a round"):
+            rounds_for(given, 6, seconds)

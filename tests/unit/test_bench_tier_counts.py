@@ -7,8 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.tier_counts import EXTRACTOR_COUNTERS, counted_between, extractor_counts, redis_given_up
+from benchmarks.tier_counts import (
+    EXTRACTOR_COUNTERS,
+    counted_between,
+    extractor_counts,
+    read_extractor_counts,
+    redis_given_up,
+)
 from extractor.metrics import ExtractorMetrics
+from rtscore.localservices.processes import free_port
 
 
 @pytest.fixture
@@ -31,17 +38,31 @@ def test_the_counts_of_a_run_are_summed_over_the_workers_and_taken_between_two_r
     workers[1].watch("velocity_fallbacks", lambda: fallbacks[1])
     workers[1].watch("pool_retries", lambda: 7)
     workers[0].failed("UNAVAILABLE")
+    workers[0].decided("approve")
+    workers[1].decided("decline")
     before = extractor_counts(ports)
     assert set(EXTRACTOR_COUNTERS) <= set(before)
     assert (before["velocity_fallbacks"], before["pool_retries"], before["errors_UNAVAILABLE"]) == (7, 7, 1)
+    assert before["decisions"] == 2  # summed over the actions and the workers
 
     fallbacks[1] += 3  # during the run: three calls answered from local velocity, two failed calls
     workers[0].failed("UNAVAILABLE")
     workers[1].failed("DEADLINE_EXCEEDED")
     counted = counted_between(before, extractor_counts(ports))
+    assert counted is not None
     assert counted["velocity_fallbacks"] == 3
     assert counted["pool_retries"] == 0
     assert (counted["errors_UNAVAILABLE"], counted["errors_DEADLINE_EXCEEDED"]) == (1, 1)
+
+
+def test_a_page_that_cannot_be_read_leaves_the_counts_out_with_a_warning(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    port = free_port()  # nothing listens there
+    assert read_extractor_counts([port]) is None
+    assert "the extractor's counts could not be read" in capsys.readouterr().err
+    assert counted_between(None, {"decisions": 3.0}) is None
+    assert counted_between({"decisions": 1.0}, None) is None
 
 
 def test_a_relay_that_gave_up_no_redis_call_says_nothing_and_counts_zero() -> None:
