@@ -255,7 +255,7 @@ def test_no_ready_scorer_is_unavailable_within_the_deadline(
         one.kill()
         began = time.monotonic()
         with pytest.raises(grpc.RpcError) as caught:
-            stub.Evaluate(tx, timeout=0.5)
-        assert time.monotonic() - began < 0.5
+            stub.Evaluate(tx, timeout=2.0)  # scoring waits out 0.9 of it: 2 s leaves a VM stall 0.2 s
+        assert time.monotonic() - began < 2.0
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert caught.value.details()

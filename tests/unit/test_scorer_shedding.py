@@ -32,7 +32,9 @@ def test_the_gate_refuses_calls_whose_deadline_cannot_cover_the_work_ahead() -> 
 async def test_calls_that_cannot_finish_in_time_are_refused_at_once_and_the_rest_are_served() -> None:
     loader = Loader()
     loader.models["/slow"] = model = SumModel(0.0)
-    model.delay_s = 0.05  # every transform takes 50 ms
+    # every transform takes 200 ms: the deadlines below sit 80-100 ms from the decision, so a stall of
+    # the host does not turn a refusal into a deadline passed
+    model.delay_s = 0.2
     settings = ScorerSettings(port=0, scoring_threads=1, canary_interval_s=3600, deadline_margin_ms=1.0)
     async with (
         ScorerServer(settings, loader) as server,
@@ -45,16 +47,16 @@ async def test_calls_that_cannot_finish_in_time_are_refused_at_once_and_the_rest
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(grpc.aio.AioRpcError) as late:
-            await stub.Score(REQUEST, timeout=0.03)  # 30 ms cannot hold a 50 ms transform
+            await stub.Score(REQUEST, timeout=0.12)  # 120 ms cannot hold a 200 ms transform
         assert late.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "refused at once instead of answered late" in (late.value.details() or "")
-        assert loop.time() - started < 0.03, "the refusal came only when the deadline had passed"
-        # one call holds the only scoring thread: a second needs 50 + 50 ms, so 80 ms is refused
+        assert loop.time() - started < 0.12, "the refusal came only when the deadline had passed"
+        # one call holds the only scoring thread: a second needs 200 + 200 ms, so 300 ms is refused
         model.gate.clear()
         held = asyncio.ensure_future(stub.Score(REQUEST, timeout=5))
         await wait_for(lambda: server.core.gate.in_flight == 1)
         with pytest.raises(grpc.aio.AioRpcError) as queued:
-            await stub.Score(REQUEST, timeout=0.08)
+            await stub.Score(REQUEST, timeout=0.3)
         assert queued.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         patient = asyncio.ensure_future(stub.Score(REQUEST, timeout=5))
         await wait_for(lambda: server.core.gate.in_flight == 2)
