@@ -45,7 +45,7 @@ def extractor_counts(ports: Sequence[int], host: str = "127.0.0.1") -> dict[str,
                     continue
                 name = sample.name[len(_PREFIX) : -len("_total")]
                 if name == "errors":
-                    name = f"errors_{sample.labels.get('code', 'UNKNOWN')}"  # one count per code
+                    name = f"errors_{sample.labels.get('code', 'UNKNOWN')}"
                 elif name not in totals:
                     continue
                 totals[name] = totals.get(name, 0.0) + sample.value
