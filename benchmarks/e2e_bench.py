@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -33,19 +33,16 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from benchmarks.e2e_figures import TALK, cpu_said, said, summarize
+from benchmarks.e2e_rate import highest_rate
 from benchmarks.fixture import DEFAULT_CACHE, frame_json
 from benchmarks.loadgen import SCORE_METHOD, LoadSpec
-from benchmarks.rounds import alternate, ratios_by_round, rounds_for, said_by_round
+from benchmarks.rounds import alternate, rounds_for
 from benchmarks.server_cpu import cpu_per_call, tier_cpu
 from benchmarks.tier_counts import counted_between, read_extractor_counts, redis_given_up
 from rtscore.errors import InvalidArgument, Unavailable
 from rtscore.localservices.processes import free_port, port_is_free
 
-# The talk's own end-to-end figures with MLeap (ms): the row printed beside ours.
-TALK = {"name": "talk (MLeap)", "avg": 7.00, "p95": 9.0, "p99": 16.0, "stddev": 2.41}
-P99_LIMIT_MS = 10.0
-_LOWEST_RATE = 25.0  # the downward search gives up below this rate
-_REFINE_RUNS = 2  # bisections between the highest rate held and the lowest missed
 _ROUND_WARMUP_S = 0.5  # a round after the first warms its target up this long at most
 
 
@@ -146,6 +143,12 @@ def run_e2e(args: argparse.Namespace) -> int:
     tiers: dict[str, dict[str, Sequence[int]]] = {}  # by target: its tiers' server pids
     metrics_ports: list[int] = []  # the extractor's workers' metrics endpoints, chosen as it starts
 
+    def counts_now() -> dict[str, float] | None:
+        counts, why = read_extractor_counts(metrics_ports)
+        if counts is None:  # the run is kept, without its counts
+            print(f"warning: the extractor's counts could not be read: {why}", file=sys.stderr)
+        return counts
+
     def spec_for(target: str, method: str, rate: float, seconds: float, warmup: float) -> LoadSpec:
         channels = e2e_channels if method == EVALUATE_METHOD else 1
         return LoadSpec(target=target, rate=rate, duration=seconds, warmup=warmup, method=method,
@@ -158,17 +161,17 @@ def run_e2e(args: argparse.Namespace) -> int:
         redis = redis_url if method == EVALUATE_METHOD else None
         counting = target == extractor.target
         before = tier_cpu(tiers[target], redis)
-        counts_before = read_extractor_counts(metrics_ports) if counting else None
+        counts_before = counts_now() if counting else None
         result = clients.run(spec, requests, args.processes)
         per_call = cpu_per_call(before, tier_cpu(tiers[target], redis), result.calls_seen)
         extra: dict[str, Any] = {"server_cpu_ms": per_call}
         if counting:
-            extra["counts"] = counted_between(counts_before, read_extractor_counts(metrics_ports))
+            extra["counts"] = counted_between(counts_before, counts_now())
         record = report.run_record(name, result, **extra)
         print(report.run_table([record]), flush=True)
-        print(f"server cpu ms/call: {_cpu_said(per_call)}")
+        print(f"server cpu ms/call: {cpu_said(per_call)}")
         if counting and extra["counts"] is not None:
-            print("extractor counted: " + _said(extra["counts"]))
+            print("extractor counted: " + said(extra["counts"]))
         return record
 
     with ExitStack() as stack:
@@ -219,8 +222,8 @@ def run_e2e(args: argparse.Namespace) -> int:
             spec = spec_for(target, method, args.rate, duration / rounds, warmup)
             result = clients.run(spec, requests, args.processes)
             summary = result.recorder.summary()
-            said = f"p50 {summary.p50:.2f} / p99 {summary.p99:.2f} ms" if summary else "no call answered"
-            print(f"{name}, round {round_ + 1} of {rounds}: {said}", flush=True)
+            took = f"p50 {summary.p50:.2f} / p99 {summary.p99:.2f} ms" if summary else "no call answered"
+            print(f"{name}, round {round_ + 1} of {rounds}: {took}", flush=True)
             return result
 
         def cpu(name: str) -> Any:
@@ -229,10 +232,10 @@ def run_e2e(args: argparse.Namespace) -> int:
 
         # the runs take turns, so the host's drift over minutes falls on each alike; only `e2e` calls
         # the extractor, so what it counted over all the rounds is that run's
-        counts_before = read_extractor_counts(metrics_ports)
+        counts_before = counts_now()
         speeds: list[float] = []
         measured = alternate(list(by_name), rounds, load, cpu, speeds=speeds)
-        e2e_counts = counted_between(counts_before, read_extractor_counts(metrics_ports))
+        e2e_counts = counted_between(counts_before, counts_now())
         runs = []
         for name, seen in measured.items():
             extra: dict[str, Any] = {"server_cpu_ms": seen.cpu_ms_per_call, "rounds_ms": seen.by_round}
@@ -242,45 +245,19 @@ def run_e2e(args: argparse.Namespace) -> int:
         runs.sort(key=lambda run: list(by_name).index(run["name"]))
         print(report.run_table(runs), flush=True)
         for run in runs:
-            print(f"{run['name']} server cpu ms/call: {_cpu_said(run['server_cpu_ms'])}")
-        highest = _highest_rate(measure, extractor.target, e2e_requests, args, duration, runs[0])
+            print(f"{run['name']} server cpu ms/call: {cpu_said(run['server_cpu_ms'])}")
+        highest = highest_rate(measure, extractor.target, e2e_requests, args, duration, runs[0])
         relays = {"e2e-floor": relay, "e2e-floor-native": native_relay}
     for run in runs:  # the relays are stopped now, and have said how many Redis calls they gave up
         relay_process = relays.get(run["name"])
         if relay_process is not None:
             run["counts"] = {"redis_given_up": redis_given_up(relay_process.output)}
-    table = _talk_table(runs)
-    print(table)
-    over_floor = floor_ratios(runs)
-    over_native = floor_ratios(runs, "e2e-floor-native")
-    rounds_of = {run["name"]: run.get("rounds_ms") or [] for run in runs}
-    by_round = {base: ratios_by_round(rounds_of["e2e"], rounds_of.get(base, []))
-                for base in ("e2e-floor", "e2e-floor-native")}  # fmt: skip
-    print(f"machine speed (a million Python additions, ms) at each round: {', '.join(map(str, speeds))}")
-    for base, ratios in by_round.items():
-        if ratios is not None:
-            print(f"e2e over {base} round by round, p50 / p99 (median, range): {said_by_round(ratios)}")
-    for label, ratios in (
-        ("e2e-floor (the same hops with no work)", over_floor),
-        ("e2e-floor-native (the same hops from a native server)", over_native),
-    ):
-        if any(ratio is not None for ratio in ratios.values()):
-            print(f"e2e over {label}: " + ", ".join(
-                f"{statistic} {ratio:.2f}x" for statistic, ratio in ratios.items() if ratio is not None
-            ))  # fmt: skip
-    for run in runs:
-        if run.get("counts") is not None:
-            print(f"{run['name']} counted (warm-up included): {_said(run['counts'])}")
-    held = f"{highest['rate']:g}/s" if highest["rate"] else "none tried held"
-    print(f"highest e2e rate with p99 <= {P99_LIMIT_MS:g} ms: {held}")
+    figures = summarize(runs, speeds, highest)
     print(f"e2e done in {time.monotonic() - started:.0f}s")
     if args.json:
         full = report.build_report(
-            runs, fixture=meta, talk=TALK, highest_rate_p99_le_10ms=highest, e2e_over_floor=over_floor,
-            e2e_over_native_floor=over_native, e2e_over_floor_by_round=by_round["e2e-floor"],
-            e2e_over_native_floor_by_round=by_round["e2e-floor-native"], rounds=rounds,
-            python_loop_ms_by_round=speeds,
-            extractor_workers=args.extractor_workers,
+            runs, fixture=meta, talk=TALK, highest_rate_p99_le_10ms=highest, **figures, rounds=rounds,
+            python_loop_ms_by_round=speeds, extractor_workers=args.extractor_workers,
         )  # fmt: skip
         png = report.write_report(full, args.json)
         print(f"wrote {args.json} and {png}")
@@ -317,92 +294,6 @@ def _free_ports(count: int) -> int:
     raise Unavailable(f"no {count} consecutive free ports on 127.0.0.1")
 
 
-def _cpu_said(per_call: dict[str, float]) -> str:
-    """CPU per call by tier as `tier ms, …`."""
-    return ", ".join(f"{tier} {ms:.3f}" for tier, ms in per_call.items())
-
-
-def _said(counts: dict[str, int]) -> str:
-    """`counts` as `name n, …`, zeros included: a run that fell back nowhere says so."""
-    return ", ".join(f"{name} {n}" for name, n in counts.items())
-
-
 def _pid(server: Any) -> int:
     assert server.process is not None, f"{server.name} was not started"
     return int(server.process.pid)
-
-
-def _highest_rate(
-    measure: Any,
-    target: str,
-    requests: list[bytes],
-    args: argparse.Namespace,
-    duration: float,
-    base: dict[str, Any],
-) -> dict[str, Any]:
-    """The highest rate whose p99 stays within the limit, by short runs: up from --rate by 1.5x while
-    they hold when the run at --rate (`base`) held, else down by 1.5x until one holds; then, between
-    the highest rate held and the lowest that was not, `_REFINE_RUNS` bisections (geometric), so the
-    answer is within about 11% rather than 50%."""
-    from extractor.bench import EVALUATE_METHOD
-
-    def holds(record: dict[str, Any], rate: float) -> tuple[bool, float | None]:
-        p99 = (record["latency_ms"] or {}).get("p99")
-        ok = p99 is not None and p99 <= P99_LIMIT_MS and not sum(record["errors"].values())
-        return ok and record["achieved_rate"] >= 0.95 * rate, p99
-
-    def attempt(rate: float) -> bool:
-        record = measure(f"e2e@{rate:g}", target, EVALUATE_METHOD, requests, rate, min(duration, 15.0))
-        ok, p99 = holds(record, rate)
-        tried.append({"rate": rate, "p99_ms": p99, "held": ok})
-        return ok
-
-    held_at_base, base_p99 = holds(base, args.rate)
-    tried = [{"rate": args.rate, "p99_ms": base_p99, "held": held_at_base}]
-    up = held_at_base
-    held = args.rate if held_at_base else None
-    missed: float | None = None if held_at_base else args.rate
-    rate = args.rate * 1.5 if up else args.rate / 1.5
-    while (rate <= args.max_rate) if up else (rate >= _LOWEST_RATE):
-        ok = attempt(rate)
-        if ok:
-            held = max(held or 0.0, rate)
-        else:
-            missed = rate  # the search stops at the first miss going up; going down, each is lower
-        if ok != up:
-            break
-        rate = rate * 1.5 if up else rate / 1.5
-    if held is not None and missed is not None:
-        for _ in range(_REFINE_RUNS):
-            rate = round(math.sqrt(held * missed), 1)
-            if not held < rate < missed:
-                break
-            if attempt(rate):
-                held = rate
-            else:
-                missed = rate
-    return {"rate": held, "tried": tried}
-
-
-def floor_ratios(runs: list[dict[str, Any]], floor_run: str = "e2e-floor") -> dict[str, float | None]:
-    """The `e2e` run's avg, p50, p95, p99 and stddev over the `floor_run` run's (None where absent)."""
-    by_name = {run["name"]: run.get("latency_ms") or {} for run in runs}
-    ours, floor = by_name.get("e2e", {}), by_name.get(floor_run, {})
-    ratios: dict[str, float | None] = {}
-    for statistic in ("avg", "p50", "p95", "p99", "stddev"):
-        mine, base = ours.get(statistic), floor.get(statistic)
-        ratios[statistic] = round(mine / base, 3) if mine and base else None
-    return ratios
-
-
-def _talk_table(runs: list[dict[str, Any]]) -> str:
-    """avg / p95 / p99 / stddev per run, with the talk's MLeap figures as the first row."""
-    from benchmarks.report import render_table
-
-    rows: list[list[Any]] = [[TALK["name"], TALK["avg"], TALK["p95"], TALK["p99"], TALK["stddev"]]]
-    for run in runs:
-        latency = run.get("latency_ms") or {}
-        rows.append(
-            [run["name"], latency.get("avg"), latency.get("p95"), latency.get("p99"), latency.get("stddev")]
-        )
-    return render_table(["run", "avg ms", "p95 ms", "p99 ms", "stddev ms"], rows)

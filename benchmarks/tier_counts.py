@@ -10,7 +10,6 @@ each, so that count is the run's, warm-up included).
 from __future__ import annotations
 
 import re
-import sys
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -62,14 +61,13 @@ def counted_between(
     return {name: round(value - before.get(name, 0.0)) for name, value in after.items()}
 
 
-def read_extractor_counts(ports: Sequence[int]) -> dict[str, float] | None:
-    """`extractor_counts`, or None with a warning where a page cannot be read or parsed, so that a
-    run's latency is kept when its counts are not."""
+def read_extractor_counts(ports: Sequence[int]) -> tuple[dict[str, float] | None, str]:
+    """`extractor_counts` and '', or None and why where a page cannot be read or parsed, so that a
+    report keeps its run when the counts are missing."""
     try:
-        return extractor_counts(ports)
+        return extractor_counts(ports), ""
     except (OSError, ValueError) as err:  # unreachable, or a page that is not Prometheus text
-        print(f"warning: the extractor's counts could not be read: {err}", file=sys.stderr)
-        return None
+        return None, str(err)
 
 
 def redis_given_up(lines: Iterable[str]) -> int:

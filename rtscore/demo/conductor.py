@@ -384,15 +384,14 @@ def _extractor_counts(platform: Platform) -> dict[str, Any]:
     """`extractor_counts`: what the extractor counted over the run (velocity fallbacks, retries on
     another scorer, hedges, ejections, shadow copies dropped, failed calls by code), from its Prometheus
     endpoint; None, with `extractor_counts_error` saying why, where it could not be read."""
-    from benchmarks.tier_counts import extractor_counts
+    from benchmarks.tier_counts import read_extractor_counts
 
     port = platform.metrics.get("extractor")
     if port is None:
         return {"extractor_counts": None, "extractor_counts_error": "the extractor named no metrics port"}
-    try:
-        counts = extractor_counts([port])
-    except (OSError, ValueError) as err:  # unreachable, or a page that is not Prometheus text
-        return {"extractor_counts": None, "extractor_counts_error": f"port {port}: {err}"}
+    counts, why = read_extractor_counts([port])
+    if counts is None:
+        return {"extractor_counts": None, "extractor_counts_error": f"port {port}: {why}"}
     return {"extractor_counts": {name: round(n) for name, n in counts.items()}}
 
 

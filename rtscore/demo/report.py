@@ -12,7 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.e2e_bench import TALK
+from benchmarks.e2e_figures import TALK
 from benchmarks.loadgen import RunResult
 
 # The figures published for the same flow served with MLeap (milliseconds), as `rtscore bench e2e` has them.

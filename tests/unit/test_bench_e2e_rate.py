@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from benchmarks.e2e_bench import _highest_rate
+from benchmarks.e2e_rate import highest_rate
 
 
 def record(rate: float, knee: float) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def search(knee: float, start: float = 500.0) -> tuple[dict[str, Any], list[floa
         return record(rate, knee)
 
     args = argparse.Namespace(rate=start, max_rate=3000.0)
-    return _highest_rate(measure, "t", [b""], args, 60.0, record(start, knee)), measured
+    return highest_rate(measure, "t", [b""], args, 60.0, record(start, knee)), measured
 
 
 def test_up_from_a_rate_that_holds_until_one_does_not_then_between_the_two() -> None:
