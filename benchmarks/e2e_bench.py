@@ -37,13 +37,11 @@ from benchmarks.e2e_figures import TALK, cpu_said, said, summarize
 from benchmarks.e2e_rate import highest_rate
 from benchmarks.fixture import DEFAULT_CACHE, frame_json
 from benchmarks.loadgen import SCORE_METHOD, LoadSpec
-from benchmarks.rounds import alternate, rounds_for
+from benchmarks.rounds import alternate, rounds_for, warmup_for
 from benchmarks.server_cpu import cpu_per_call, tier_cpu
 from benchmarks.tier_counts import counted_between, read_extractor_counts, redis_given_up
 from rtscore.errors import InvalidArgument, Unavailable
 from rtscore.localservices.processes import free_port, port_is_free
-
-_ROUND_WARMUP_S = 0.5  # a round after the first warms its target up this long at most
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -218,7 +216,7 @@ def run_e2e(args: argparse.Namespace) -> int:
 
         def load(name: str, round_: int) -> Any:
             _, target, method, requests = by_name[name]
-            warmup = args.warmup if round_ == 0 else min(args.warmup, _ROUND_WARMUP_S)
+            warmup = warmup_for(round_, args.warmup)
             spec = spec_for(target, method, args.rate, duration / rounds, warmup)
             result = clients.run(spec, requests, args.processes)
             summary = result.recorder.summary()

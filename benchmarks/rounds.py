@@ -74,6 +74,15 @@ def alternate(
     return out
 
 
+# A round after the first warms its target up this long at most: the target has just been serving.
+LATER_ROUND_WARMUP_S = 0.5
+
+
+def warmup_for(round_: int, first: float) -> float:
+    """Seconds of warm-up before round `round_`: `first` before the first, at most 0.5 s after."""
+    return first if round_ == 0 else min(first, LATER_ROUND_WARMUP_S)
+
+
 def rounds_for(given: int | None, default: int, seconds: float) -> int:
     """How many rounds `seconds` are split into: `given`, or `default` but never under a second a round;
     InvalidArgument where that does not leave a second a round."""

@@ -39,7 +39,7 @@ from benchmarks.compare import fixture_for
 from benchmarks.frames import score_requests
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
-from benchmarks.rounds import alternate, rounds_for
+from benchmarks.rounds import alternate, rounds_for, warmup_for
 from benchmarks.scorer_figures import floor_ratios, floor_table, highest_held_rates, memory_lines, table
 from benchmarks.server_cpu import ThreadCpu, thread_cpu
 from benchmarks.targets import ServerProcess, connections_for, floor_server, rtscore_scorer
@@ -69,8 +69,6 @@ FULL = Plan(
     rounds=6,
 )
 QUICK = Plan(rate=200.0, seconds=3.0, ladder=(200.0, 400.0), ladder_seconds=2.0, warmup=0.5, rounds=2)
-# A round after the first warms its target up for this long (the first: the plan's warm-up, up to 2 s).
-_ROUND_WARMUP_S = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -220,7 +218,7 @@ def _round(
 ) -> RunResult:
     """One round of open-loop load on server `name`; the first warms it up longer than the later ones."""
     server = servers[name]
-    warmup = first_warmup if round_ == 0 else _ROUND_WARMUP_S
+    warmup = warmup_for(round_, first_warmup)
     spec = LoadSpec(server.target, rate=rate, channels=channels, duration=seconds, warmup=warmup)
     label = f"{server.name} @{rate:g}/s" + (f" round {round_ + 1}/{rounds}" if rounds > 1 else "")
     return _load(spec, requests, processes, label, client)

@@ -12,7 +12,7 @@ from benchmarks import clients, report
 from benchmarks.frames import score_requests
 from benchmarks.loadgen import LoadSpec, RunResult
 from benchmarks.progress import ProgressBar
-from benchmarks.rounds import alternate
+from benchmarks.rounds import alternate, warmup_for
 from benchmarks.targets import (
     ServerProcess,
     connections_for,
@@ -170,8 +170,7 @@ class CompareSession:
         per_round = self.plan.seconds / self.plan.rounds
 
         def load(name: str, r: int) -> RunResult:
-            warmup = self.plan.warmup if r == 0 else min(self.plan.warmup, 0.5)
-            return self._load(name, rate, per_round, warmup, seed=r)
+            return self._load(name, rate, per_round, warmup_for(r, self.plan.warmup), seed=r)
 
         # Rotating the order spreads machine drift (heat, page cache, neighbours) over every target.
         measured = alternate(names, self.plan.rounds, load, speeds=self.speeds)
@@ -195,8 +194,7 @@ class CompareSession:
             # In rounds like the common rate's, so rtscore over its references here is read from the same
             # minutes of the machine too.
             def load(target: str, r: int, rate: float = rate) -> RunResult:
-                warmup = self.plan.warmup if r == 0 else min(self.plan.warmup, 0.5)
-                return self._load(target, rate, per_round, warmup, seed=r)
+                return self._load(target, rate, per_round, warmup_for(r, self.plan.warmup), seed=r)
 
             measured = alternate([*beside, name], self.plan.rounds, load)
             runs += [

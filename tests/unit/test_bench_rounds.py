@@ -6,7 +6,7 @@ import pytest
 
 from benchmarks.histogram import LatencyRecorder
 from benchmarks.loadgen import LoadSpec, RunResult
-from benchmarks.rounds import alternate, ratios_by_round, rounds_for, said_by_round
+from benchmarks.rounds import alternate, ratios_by_round, rounds_for, said_by_round, warmup_for
 from benchmarks.server_cpu import ThreadCpu
 from rtscore.errors import InvalidArgument
 
@@ -60,3 +60,8 @@ def test_rounds_default_to_at_most_one_a_second_and_a_given_count_must_leave_a_s
     for given, seconds in ((0, 60.0), (-1, 60.0), (100, 60.0), (None, 0.5)):
         with pytest.raises(InvalidArgument, match="leave a second a round"):
             rounds_for(given, 6, seconds)
+
+
+def test_a_later_round_warms_its_target_up_briefly_it_has_just_been_serving() -> None:
+    assert [warmup_for(r, 3.0) for r in (0, 1, 5)] == [3.0, 0.5, 0.5]
+    assert warmup_for(1, 0.2) == 0.2  # never longer than the first round's
