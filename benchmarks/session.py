@@ -167,19 +167,31 @@ class CompareSession:
         else:
             note = {"rate": rate, "limited_by": None, "reason": "given with --rate"}
         self.say(f"common rate {rate:g}/s: {note['reason']}")
-        per_round = self.plan.seconds / self.plan.rounds
+        runs = self._in_rounds(names, rate, self.plan.seconds, speeds=self.speeds)
+        runs += self._rtscore_extras(names, rate, note)
+        return runs, note
+
+    def _in_rounds(
+        self,
+        names: list[str],
+        rate: float,
+        seconds: float,
+        suffix: str = "",
+        speeds: list[float] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Run records of `names` (each named with `suffix`) loaded at `rate` in turn, `seconds` each over
+        the plan's rounds."""
+        per_round = seconds / self.plan.rounds
 
         def load(name: str, r: int) -> RunResult:
             return self._load(name, rate, per_round, warmup_for(r, self.plan.warmup), seed=r)
 
         # Rotating the order spreads machine drift (heat, page cache, neighbours) over every target.
-        measured = alternate(names, self.plan.rounds, load, speeds=self.speeds)
-        runs = [
-            report.run_record(n, measured[n].result, batch=self.batch, rounds_ms=measured[n].by_round)
-            for n in names
+        measured = alternate(names, self.plan.rounds, load, speeds=speeds)
+        return [
+            report.run_record(f"{n}{suffix}", m.result, batch=self.batch, rounds_ms=m.by_round)
+            for n, m in measured.items()
         ]
-        runs += self._rtscore_extras(names, rate, note)
-        return runs, note
 
     def _rtscore_extras(self, names: list[str], common: float, note: dict[str, Any]) -> list[dict[str, Any]]:
         ours = [n for n in names if n.startswith("rtscore")]
@@ -189,18 +201,9 @@ class CompareSession:
         runs = []
         # The references run at every extra rate too: each rtscore figure has its floor and MLeap beside it.
         beside = [n for n in ("floor", "mleap-served") if n in names]
-        per_round = self.plan.sweep_seconds / self.plan.rounds
         for rate in self.plan.extra_rates:
-            # In rounds like the common rate's, so rtscore over its references here is read from the same
-            # minutes of the machine too.
-            def load(target: str, r: int, rate: float = rate) -> RunResult:
-                return self._load(target, rate, per_round, warmup_for(r, self.plan.warmup), seed=r)
-
-            measured = alternate([*beside, name], self.plan.rounds, load)
-            runs += [
-                report.run_record(f"{t}@{rate:g}", m.result, batch=self.batch, rounds_ms=m.by_round)
-                for t, m in measured.items()
-            ]
+            # in rounds like the common rate's, so rtscore over its references is read from the same minutes
+            runs += self._in_rounds([*beside, name], rate, self.plan.sweep_seconds, f"@{rate:g}")
         # Start the sweep near what this rtscore answers with one caller, so its steps reach the knee
         # even when the common rate (set by the slowest target) is far below it.
         one_caller = note.get("one_caller_rate", {}).get(name, 0.0)
